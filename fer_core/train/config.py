@@ -7,7 +7,7 @@ explicitly overrides them. The whole config is stored in the run folder and in e
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import Recipe, get_recipe
@@ -16,6 +16,7 @@ from ..models import Recipe, get_recipe
 @dataclass
 class TrainConfig:
     model: str
+    model_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments for create_model
     # --- the recipe (see fer_core.models.Recipe for the meaning of each) ---
     optimizer: str = "adamw"
     lr: float = 1e-3

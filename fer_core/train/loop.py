@@ -83,7 +83,7 @@ def train(
     aug = PRESETS[cfg.augment]
 
     # ---- model, optimizer, schedule ----------------------------------------------------------------
-    model = create_model(cfg.model).to(device, memory_format=torch.channels_last)
+    model = create_model(cfg.model, **cfg.model_args).to(device, memory_format=torch.channels_last)
     in_cfg = model.default_cfg
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
@@ -241,8 +241,7 @@ def train(
             saved["rng_cuda"] = torch.cuda.get_rng_state(device)
         atomic_write_bytes(resume_file, lambda tmp, saved=saved: torch.save(saved, tmp))
         write_log(run_dir / "log.csv", state["history"])
-        if progress:
-            tqdm.write(f"{cfg.name} epoch {epoch + 1}: " + ", ".join(f"{k}={v}" for k, v in list(row.items())[1:]))
+        tqdm.write(f"{cfg.name} epoch {epoch + 1}: " + ", ".join(f"{k}={v}" for k, v in list(row.items())[1:]))
         if on_epoch is not None:
             on_epoch(row)
     return run_dir

@@ -1,0 +1,117 @@
+"""The training loop: it learns, resumes exactly, honours budgets, and writes its run folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fer_core.checkpoint import load_checkpoint
+from fer_core.data import eval_views
+from fer_core.train import TrainConfig, run_finished, train
+from fer_core.train.optim import Plateau, lr_factor
+
+TINY = {"widths": (8, 16, 16, 16), "fc": 32}  # a VGGNet small enough to train in a second
+
+
+def tiny_cfg(tmp_path, **kw) -> TrainConfig:
+    base = dict(model_args=TINY, out=str(tmp_path), batch_size=7, epochs=2, augment="light", threads=1)
+    return TrainConfig.from_recipe("vggnet", **{**base, **kw})
+
+
+def _train_loss(model, faceset) -> float:
+    cfg = model.default_cfg
+    x = eval_views(faceset.images, cfg.input_size, cfg.crop, "none", cfg.mean, cfg.std)[0]
+    model.eval()
+    with torch.no_grad():
+        return F.cross_entropy(model(x), faceset.labels).item()
+
+
+def test_one_epoch_lowers_the_loss(tmp_path, mini_splits):
+    torch.manual_seed(0)
+    cfg = tiny_cfg(tmp_path, epochs=1, lr=0.01, augment="none", batch_size=3, warmup_epochs=0, schedule="constant")
+    from fer_core.models import create_model
+
+    torch.manual_seed(cfg.seed)
+    before = _train_loss(create_model("vggnet", **TINY), mini_splits["Training"])
+    run = train(cfg, mini_splits, progress=False)
+    # the last epoch's weights live in the resume state; the best checkpoint is by PublicTest
+    saved = torch.load(run / "resume.pt", weights_only=True)
+    model = create_model("vggnet", **TINY)
+    model.load_state_dict(saved["model"])
+    assert _train_loss(model, mini_splits["Training"]) < before
+
+
+def test_run_folder_contents(tmp_path, mini_splits):
+    run = train(tiny_cfg(tmp_path), mini_splits, progress=False)
+    rows = list(csv.DictReader((run / "log.csv").read_text().splitlines()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"}
+    assert json.loads((run / "config.json").read_text())["model"] == "vggnet"
+    model, meta = load_checkpoint(run / "best.safetensors")
+    assert meta["model_args"]["fc"] == 32 and meta["classes"][0] == "angry"
+    assert meta["metrics"]["PublicTest_accuracy"] == pytest.approx(max(float(r["val_acc"]) for r in rows), abs=1e-5)
+    assert run_finished(run)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_after_epoch(n: int):
+    def hook(row: dict) -> None:
+        if row["epoch"] >= n:
+            raise _Killed  # the process dies right after the epoch boundary
+
+    return hook
+
+
+def test_interrupted_then_resumed_matches_uninterrupted(tmp_path, mini_splits):
+    whole = train(tiny_cfg(tmp_path / "a", epochs=3, augment="strong"), mini_splits, progress=False)
+    cfg = tiny_cfg(tmp_path / "b", epochs=3, augment="strong")
+    with pytest.raises(_Killed):
+        train(cfg, mini_splits, progress=False, on_epoch=_kill_after_epoch(1))
+    torch.manual_seed(1234)  # whatever happened in between must not matter
+    resumed = train(cfg, mini_splits, resume=True, progress=False)
+    a = torch.load(whole / "resume.pt", weights_only=True)
+    b = torch.load(resumed / "resume.pt", weights_only=True)
+    assert len(b["state"]["history"]) == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    drop = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]  # noqa: E731
+    assert drop(a["state"]["history"]) == drop(b["state"]["history"])
+
+
+def test_budget_stops_at_an_epoch_boundary(tmp_path, mini_splits):
+    run = train(tiny_cfg(tmp_path, epochs=50, budget_minutes=1e-6), mini_splits, progress=False)
+    history = torch.load(run / "resume.pt", weights_only=True)["state"]["history"]
+    assert len(history) == 1  # the first epoch always runs; the second would exceed the budget
+    assert not run_finished(run)
+
+
+def test_early_stopping(tmp_path, mini_splits):
+    run = train(tiny_cfg(tmp_path, epochs=30, lr=0.0, early_stop_patience=2), mini_splits, progress=False)
+    state = torch.load(run / "resume.pt", weights_only=True)["state"]
+    assert state["done"] and state["epoch"] == 3  # best at epoch 1, then two epochs without gain
+
+
+def test_schedules():
+    assert lr_factor("cosine", 0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor("cosine", 10, 100, 10) == pytest.approx(1.0)
+    assert lr_factor("cosine", 99, 100, 10) < 0.01
+    assert lr_factor("onecycle", 0, 100, 0) == pytest.approx(1 / 25)
+    assert lr_factor("onecycle", 30, 100, 0) == pytest.approx(1.0)
+    p = Plateau(factor=0.5, patience=1)
+    for acc in (0.5, 0.4, 0.4):
+        p.step(acc)
+    assert p.scale == 0.5
+
+
+def test_unknown_options_are_rejected():
+    with pytest.raises(TypeError, match="unknown training option"):
+        TrainConfig.from_recipe("vggnet", learning_rate=0.1)
+    with pytest.raises(KeyError, match="registered models"):
+        TrainConfig.from_recipe("resnet9000")
