@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .bench import latency_ms
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import FaceSet
 from .eval import evaluate_model, predict_probs, write_report
@@ -47,5 +48,6 @@ def export_run(run_dir: Path, dest: Path, splits: dict[str, FaceSet], tolerance:
     shutil.copy2(run_dir / "log.csv", dest / "log.csv")
     report = evaluate_checkpoint(dest / "model.safetensors", splits)
     meta["metrics"] = {**meta.get("metrics", {}), **headline(report)}
+    meta["latency_ms"] = round(latency_ms(model), 2)  # one face, batch 1, fp32, all CPU threads
     save_checkpoint(model, dest / "model.safetensors", meta, dtype=torch.float16 if use_fp16 else None)
     return report

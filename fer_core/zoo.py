@@ -7,10 +7,13 @@ instead of taking the listing down, so every other model still works.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from .checkpoint import CheckpointError, read_meta
 
@@ -61,3 +64,53 @@ def list_checkpoints(root: str | Path | None = None) -> list[ZooEntry]:
                     entry.error = entry.error or f"{report}: unreadable report ({exc})"
         entries.append(entry)
     return entries
+
+
+def parameter_count(weights: Path) -> int:
+    """Parameters in a checkpoint, read from the tensor shapes (BN running statistics excluded)."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(weights), framework="pt") as f:
+        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                total += math.prod(f.get_slice(k).get_shape())
+    return total
+
+
+def zoo_table(entries: list[ZooEntry]) -> pd.DataFrame:
+    """One row per checkpoint, the numbers the Model zoo page and MODEL_ZOO.md show."""
+    from .models import model_entry
+
+    rows = []
+    for e in entries:
+        row: dict[str, Any] = {"model": e.name, "status": "ok" if e.ok else f"broken: {e.error}"}
+        if e.ok and e.meta is not None:
+            meta, splits = e.meta, (e.report or {}).get("splits", {})
+            try:
+                published = model_entry(meta["model"]).published
+            except KeyError:
+                published = ""
+            cfg = meta.get("train_config", {})
+            row.update(
+                {
+                    "architecture": meta["model"],
+                    "params (M)": round(parameter_count(e.weights) / 1e6, 2),
+                    "size (MB)": round(e.weights.stat().st_size / 1e6, 1),
+                    "epochs": meta.get("epochs"),
+                    "train hours": round(meta.get("wall_time_s", 0) / 3600, 2),
+                    "hardware": meta.get("hardware", ""),
+                    "CPU ms/face": meta.get("latency_ms"),
+                }
+            )
+            for split in ("PublicTest", "PrivateTest"):
+                m = splits.get(split, {})
+                row[f"{split} acc"] = round(100 * m["none"]["accuracy"], 2) if "none" in m else None
+                row[f"{split} ten-crop"] = round(100 * m["tencrop"]["accuracy"], 2) if "tencrop" in m else None
+                row[f"{split} macro-F1"] = round(100 * m["none"]["macro_f1"], 2) if "none" in m else None
+            row["published"] = published
+            row["recipe"] = (
+                f"{cfg.get('optimizer')} lr {cfg.get('lr')} {cfg.get('schedule')} bs {cfg.get('batch_size')}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,87 @@
+"""Training runs for the dashboard: every run folder (``runs/<name>/``) and every shipped checkpoint's
+epoch log, with its configuration, as tidy tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class RunInfo:
+    name: str
+    folder: Path
+    config: dict
+    log: pd.DataFrame  # columns of fer_core.train.loop.LOG_FIELDS
+    source: str  # "run" (a runs/ folder) or "shipped" (a checkpoints/ folder)
+
+
+def _read(folder: Path, source: str, name: str) -> RunInfo | None:
+    log_file = folder / "log.csv"
+    if not log_file.is_file():
+        return None
+    try:
+        log = pd.read_csv(log_file)
+        if source == "run":
+            config = json.loads((folder / "config.json").read_text())
+        else:
+            config = json.loads((folder / "model.json").read_text()).get("train_config", {})
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None  # a half-written or foreign folder is not a run
+    if log.empty or "epoch" not in log:
+        return None
+    return RunInfo(name if source == "run" else f"{name} (shipped)", folder, config, log, source)
+
+
+def list_runs(*roots: str | Path) -> list[RunInfo]:
+    """Runs under each root, at any depth: folders with ``log.csv`` beside ``config.json`` (a run) or
+    ``model.json`` (a shipped checkpoint). A run is named by its path below the root."""
+    out = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for log in sorted(root.rglob("log.csv")):
+            folder = log.parent
+            source = "run" if (folder / "config.json").is_file() else "shipped"
+            info = _read(folder, source, folder.relative_to(root).as_posix())
+            if info is not None:
+                out.append(info)
+    return out
+
+
+def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
+    """One row per run: its recipe and its best PublicTest accuracy."""
+    rows = []
+    for r in runs:
+        c = r.config
+        best = r.log.loc[r.log["val_acc"].idxmax()]
+        rows.append(
+            {
+                "run": r.name,
+                "model": c.get("model"),
+                "optimizer": c.get("optimizer"),
+                "lr": c.get("lr"),
+                "schedule": c.get("schedule"),
+                "batch_size": c.get("batch_size"),
+                "augment": c.get("augment"),
+                "epochs_run": int(r.log["epoch"].max()),
+                "epochs_planned": c.get("epochs"),
+                "best_val_acc": float(best["val_acc"]),
+                "best_epoch": int(best["epoch"]),
+                "hours": round(float(r.log["seconds"].sum()) / 3600, 2),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def optimizer_schedule_grid(runs: list[RunInfo], model: str | None = None) -> pd.DataFrame:
+    """The VGGNet paper's tuning study from real runs: best PublicTest accuracy per optimizer x schedule."""
+    table = runs_table(runs)
+    if table.empty:
+        return table
+    if model is not None:
+        table = table[table["model"] == model]
+    return table.pivot_table(index="optimizer", columns="schedule", values="best_val_acc", aggfunc="max")

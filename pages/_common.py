@@ -1,0 +1,110 @@
+"""What every page shares: the dataset chosen in the sidebar and cached loaders.
+
+Thin wrappers around ``fer_core``: caching and user-facing messages only, no logic worth testing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core.compare import Predictions, load_predictions
+from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
+from fer_core.demo import DEMO_SPLIT, load_demo
+from fer_core.zoo import ZooEntry, checkpoints_root, list_checkpoints
+
+RUNS_DIR = Path(os.environ.get("FER_RUNS_DIR", "runs"))
+
+
+def _leave_pages_directory_mode() -> None:
+    """Make a first visit straight to a page URL go through ``streamlit_app.py``'s navigation.
+
+    Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until the main
+    script has called ``st.navigation`` once in the process; a server's first visitor opening, say,
+    ``/compare`` would get ``pages/compare.py`` run alone (no sidebar, no page config). Every page
+    imports this module, so the first such run switches the flag off and reruns through the frame.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_directory_mode()
+
+
+@dataclass
+class Faces:
+    """The faces pages can show: the full splits, or the shipped demo sample (PrivateTest only)."""
+
+    splits: dict[str, FaceSet]
+    full: bool  # False: the demo sample
+    message: str
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.text_input(
+            "FER2013 folder or fer2013.csv",
+            value=os.environ.get("FER2013_DIR", ""),
+            key="data_dir",
+            help="The Kaggle folder (train/ and test/) or the original csv. Empty: the demo sample of "
+            "301 PrivateTest faces that ships with the app.",
+        )
+        faces = get_faces()
+        (st.success if faces.full else st.info)(faces.message, icon=":material/dataset:")
+
+
+@st.cache_resource(show_spinner="Loading FER2013 ...")
+def _load_splits(path: str) -> dict[str, FaceSet]:
+    return load_fer2013(path)
+
+
+@st.cache_resource
+def _load_demo() -> FaceSet:
+    return load_demo()
+
+
+def get_faces() -> Faces:
+    path = (st.session_state.get("data_dir") or "").strip()
+    demo = {DEMO_SPLIT: _load_demo()}
+    if not path:
+        return Faces(demo, False, "Demo sample: 301 PrivateTest faces. Set a FER2013 folder for the full splits.")
+    try:
+        splits = _load_splits(path)
+    except (DataError, OSError) as exc:
+        return Faces(demo, False, f"Could not load {path}: {exc}. Showing the demo sample.")
+    n = sum(len(s) for s in splits.values())
+    return Faces(splits, True, f"FER2013 from {path}: {n:,} faces.")
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def get_zoo(root: str | None = None) -> list[ZooEntry]:
+    return list_checkpoints(root or checkpoints_root())
+
+
+@st.cache_data(show_spinner=False)
+def get_predictions(folder: str, split: str, tta: str, mtime: float) -> Predictions:
+    """Saved predictions; ``mtime`` of probs.npz is part of the key so a re-export is picked up."""
+    return load_predictions(folder, split, tta)
+
+
+def predictions(entry: ZooEntry, split: str, tta: str) -> Predictions:
+    probs = entry.folder / "probs.npz"
+    return get_predictions(str(entry.folder), split, tta, probs.stat().st_mtime)
+
+
+def usable_models() -> list[ZooEntry]:
+    """Checkpoints with a report and saved predictions; broken ones are reported on the page."""
+    entries = get_zoo()
+    for e in entries:
+        if not e.ok:
+            st.warning(f"{e.name} is broken and left out: {e.error}", icon=":material/error:")
+    return [e for e in entries if e.ok and e.report and (e.folder / "probs.npz").is_file()]
+
+
+__all__ = ["CLASSES", "Faces", "RUNS_DIR", "get_faces", "get_zoo", "predictions", "sidebar", "usable_models"]

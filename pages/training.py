@@ -1,0 +1,40 @@
+"""Training runs: learning curves overlaid, run configurations, and the optimizer x schedule study."""
+
+import streamlit as st
+
+from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
+from fer_core.viz import learning_curves
+from fer_core.zoo import checkpoints_root
+from pages._common import RUNS_DIR
+
+st.title("Training runs")
+runs = list_runs(RUNS_DIR, checkpoints_root())
+if not runs:
+    st.info(f"No runs yet: `python scripts/train_all.py` writes them to {RUNS_DIR}/.")
+    st.stop()
+names = [r.name for r in runs]
+chosen = st.multiselect("Runs", names, default=names[: min(4, len(names))], key="runs")
+logs = {r.name: r.log for r in runs if r.name in chosen}
+
+c1, c2 = st.columns(2)
+c1.plotly_chart(learning_curves(logs, "val_acc", "PublicTest accuracy"), key="val_acc")
+c2.plotly_chart(learning_curves(logs, "train_acc", "Training accuracy (augmented batches)"), key="train_acc")
+c3, c4 = st.columns(2)
+c3.plotly_chart(learning_curves(logs, "val_loss", "PublicTest loss"), key="val_loss")
+c4.plotly_chart(learning_curves(logs, "train_loss", "Training loss"), key="train_loss")
+st.plotly_chart(learning_curves(logs, "lr", "Learning rate"), key="lr")
+
+st.subheader("Run configurations")
+st.dataframe(runs_table([r for r in runs if r.name in chosen]), hide_index=True, key="runs_table")
+
+st.subheader("Optimizers x schedules (the VGGNet paper's tuning study, from real runs)")
+models = sorted({r.config.get("model") for r in runs if r.config.get("model")})
+model = st.selectbox("Model", models, index=models.index("vggnet") if "vggnet" in models else 0, key="grid_model")
+grid = optimizer_schedule_grid(runs, model)
+st.dataframe(grid.style.format("{:.2%}", na_rep="-"), key="grid")
+if grid.notna().sum().sum() < 4:
+    st.caption(
+        "Few cells filled: each cell is a real run. Train more combinations, e.g. "
+        "`python scripts/train_all.py --models vggnet --optimizer adam --schedule onecycle "
+        "--out runs/sweep_adam_onecycle`."
+    )

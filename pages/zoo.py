@@ -1,0 +1,42 @@
+"""Home / Model zoo: every shipped checkpoint with its numbers, accuracy against latency, what each model is."""
+
+import streamlit as st
+
+from fer_core.models import list_models, model_entry
+from fer_core.viz import accuracy_latency_scatter
+from fer_core.zoo import zoo_table
+from pages._common import get_zoo
+
+st.title("FER Explorer")
+st.markdown(
+    "Train, compare, explain and use facial-expression-recognition models. Every number below was "
+    "measured by the shipped code under the FER2013 protocol: trained on Training, selected on "
+    "PublicTest, reported on PrivateTest."
+)
+
+entries = get_zoo()
+table = zoo_table(entries)
+st.subheader("Shipped checkpoints")
+if table.empty:
+    st.info("No checkpoints in checkpoints/ yet. Train some with `python scripts/train_all.py --ship checkpoints`.")
+else:
+    for _, row in table[table["status"] != "ok"].iterrows():
+        st.warning(f"{row['model']}: {row['status']}", icon=":material/error:")
+    ok = table[table["status"] == "ok"].drop(columns=["status"])
+    st.dataframe(ok, hide_index=True, key="zoo_table")
+    if ok["CPU ms/face"].notna().any():
+        st.plotly_chart(accuracy_latency_scatter(ok), key="acc_latency")
+    else:
+        st.caption("CPU latency appears here once checkpoints are exported with a latency measurement.")
+
+st.subheader("Architectures")
+for name in list_models():
+    entry = model_entry(name)
+    shipped = " · shipped" if name in set(table.get("architecture", [])) else ""
+    st.markdown(f"- **{name}**: {entry.summary}{shipped}")
+
+st.subheader("Where to next")
+c1, c2, c3 = st.columns(3)
+c1.page_link("pages/dataset.py", label="Dataset: class balance, sample and mean faces", icon=":material/photo_library:")
+c2.page_link("pages/compare.py", label="Compare models: confusion matrices, ensembles", icon=":material/compare:")
+c3.page_link("pages/training.py", label="Training runs: learning curves, recipes", icon=":material/show_chart:")

@@ -1,0 +1,20 @@
+"""FER Explorer dashboard: the navigation frame and the shared sidebar. Pages live in ``pages/``."""
+
+import streamlit as st
+
+from pages._common import sidebar
+
+st.set_page_config(page_title="FER Explorer", page_icon=":material/mood:", layout="wide")
+
+PAGES = {
+    "Explore": [
+        st.Page("pages/zoo.py", title="Model zoo", icon=":material/view_module:", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+        st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
+        st.Page("pages/training.py", title="Training runs", icon=":material/show_chart:"),
+    ],
+}
+
+navigation = st.navigation(PAGES)
+sidebar()
+navigation.run()

@@ -1,0 +1,163 @@
+"""The dashboard's logic in fer_core: zoo listing, saved predictions, ensembles, runs, figures, demo sample."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fer_core.checkpoint import model_meta, save_checkpoint
+from fer_core.compare import (
+    Predictions,
+    align,
+    cell_indices,
+    disagreements,
+    ensemble,
+    greedy_ensemble,
+    index_by_name,
+    load_predictions,
+    top_k,
+)
+from fer_core.data import CLASSES
+from fer_core.demo import DEMO_PATH, load_demo
+from fer_core.eval import evaluate_model, write_report
+from fer_core.models import create_model
+from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
+from fer_core.viz import clicked_cell, confusion_matrix_figure, mean_faces
+from fer_core.zoo import list_checkpoints, parameter_count, zoo_table
+
+TINY = {"widths": (8, 16, 16, 16), "fc": 32}
+
+
+@pytest.fixture(scope="module")
+def zoo_root(tmp_path_factory, mini_splits):
+    """A checkpoints folder with two evaluated tiny models, a broken file and a stray pickle."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    for seed, name in ((0, "alpha"), (1, "beta")):
+        torch.manual_seed(seed)
+        model = create_model("vggnet", **TINY).eval()
+        save_checkpoint(model, root / name / "model.safetensors", model_meta(model, epochs=1, latency_ms=1.5))
+        report, arrays = evaluate_model(model, mini_splits, ttas=("none", "flip"))
+        write_report(root / name, report, arrays)
+    (root / "broken").mkdir()
+    (root / "broken" / "model.safetensors").write_bytes(b"\x00" * 100)
+    (root / "pickled").mkdir()
+    (root / "pickled" / "model.pt").write_bytes(pickle.dumps({"a": 1}))
+    return root
+
+
+def test_zoo_lists_good_and_broken_checkpoints(zoo_root):
+    entries = {e.name: e for e in list_checkpoints(zoo_root)}
+    assert set(entries) == {"alpha", "beta", "broken", "pickled"}
+    assert entries["alpha"].ok and entries["alpha"].report is not None
+    assert "broken" in entries["broken"].error and "never loaded" in entries["pickled"].error
+    table = zoo_table(list(entries.values())).set_index("model")
+    model = create_model("vggnet", **TINY)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert parameter_count(entries["alpha"].weights) == n_params
+    assert table.loc["alpha", "params (M)"] == round(n_params / 1e6, 2)
+    acc = json.loads((zoo_root / "alpha" / "report.json").read_text())["splits"]["PrivateTest"]["none"]["accuracy"]
+    assert table.loc["alpha", "PrivateTest acc"] == round(100 * acc, 2)
+    assert table.loc["broken", "status"].startswith("broken")
+
+
+def test_saved_predictions_reproduce_the_report(zoo_root):
+    p = load_predictions(zoo_root / "alpha", "PrivateTest", "none")
+    report = json.loads((zoo_root / "alpha" / "report.json").read_text())
+    assert p.accuracy == pytest.approx(report["splits"]["PrivateTest"]["none"]["accuracy"])
+    with pytest.raises(KeyError, match="tencrop"):
+        load_predictions(zoo_root / "alpha", "PrivateTest", "tencrop")
+
+
+def _toy(model: str, probs: list[list[float]], labels: list[int], names: list[str]) -> Predictions:
+    full = np.zeros((len(probs), 7), dtype=np.float32)
+    full[:, : len(probs[0])] = probs
+    return Predictions(model, full, np.array(labels), np.array(names))
+
+
+def test_align_cells_disagreements_and_ensembles():
+    a = _toy("a", [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [0, 1, 1], ["x", "y", "z"])
+    b = _toy("b", [[0.3, 0.7], [0.6, 0.4], [0.1, 0.9]], [1, 1, 0], ["z", "x", "y"])
+    a2, b2 = align([a, b])
+    assert b2.names.tolist() == ["x", "y", "z"] and b2.labels.tolist() == [1, 0, 1]
+    assert cell_indices(a2, true_class=1, pred_class=0).tolist() == [2]
+    assert disagreements(a2, b2).tolist() == [2]
+    e = ensemble([a2, b2], [1, 3])
+    assert np.allclose(e.probs[0, :2], [0.25 * 0.9 + 0.75 * 0.6, 0.25 * 0.1 + 0.75 * 0.4])
+    assert top_k(e.probs[1], CLASSES)[0][0] == "disgust"
+    with pytest.raises(KeyError, match="no prediction"):
+        align([a, b], ["x", "w"])
+    with pytest.raises(ValueError, match="zero"):
+        ensemble([a2], [0.0])
+    assert index_by_name(["y", "q"], ["x", "y"]).tolist() == [1, -1]
+
+
+def test_greedy_ensemble_picks_complementary_members():
+    labels = [0, 1, 0, 1]
+    good = _toy("good", [[0.9, 0.1], [0.4, 0.6], [0.45, 0.55], [0.3, 0.7]], labels, list("abcd"))
+    helper = _toy("helper", [[0.4, 0.6], [0.3, 0.7], [0.9, 0.1], [0.6, 0.4]], labels, list("abcd"))
+    bad = _toy("bad", [[0.1, 0.9], [0.9, 0.1], [0.2, 0.8], [0.8, 0.2]], labels, list("abcd"))
+    chosen = greedy_ensemble({"bad": bad, "good": good, "helper": helper})
+    assert chosen[0] == "good" and "bad" not in chosen
+    assert ensemble([{"good": good, "helper": helper}[m] for m in chosen]).accuracy == 1.0
+
+
+def test_runs_tables(tmp_path):
+    for i, (opt, sched) in enumerate([("sgd", "cosine"), ("adam", "cosine"), ("sgd", "plateau")]):
+        run = tmp_path / "sweep" / f"r{i}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(
+            json.dumps(
+                {"model": "vggnet", "optimizer": opt, "schedule": sched, "lr": 0.01, "epochs": 2, "batch_size": 64}
+            )
+        )
+        pd.DataFrame(
+            {
+                "epoch": [1, 2],
+                "train_loss": [1.5, 1.2],
+                "train_acc": [0.4, 0.5],
+                "val_loss": [1.4, 1.3],
+                "val_acc": [0.5, 0.6 + i / 100],
+                "lr": [0.01, 0.005],
+                "seconds": [60, 60],
+                "images_per_s": [400, 400],
+            }
+        ).to_csv(run / "log.csv", index=False)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "log.csv").write_text("not,a\nlog")
+    runs = list_runs(tmp_path)
+    assert [r.name for r in runs] == ["sweep/r0", "sweep/r1", "sweep/r2"]
+    table = runs_table(runs)
+    assert table["best_val_acc"].tolist() == [0.6, 0.61, 0.62] and table["hours"].iloc[0] == round(120 / 3600, 2)
+    grid = optimizer_schedule_grid(runs, "vggnet")
+    assert grid.loc["sgd", "plateau"] == 0.62 and grid.loc["adam", "cosine"] == 0.61
+    assert np.isnan(grid.loc["adam", "plateau"])
+
+
+def test_confusion_matrix_figure_is_clickable():
+    cm = np.arange(49).reshape(7, 7)
+    fig = confusion_matrix_figure(cm, CLASSES, normalize=True)
+    heat, overlay = fig.data
+    assert np.allclose(np.asarray(heat.z).sum(1), 1.0)
+    assert len(overlay.x) == 49 and overlay.hoverinfo == "none"  # "skip" would swallow the clicks
+    event = {"selection": {"points": [{"curve_number": 1, "x": "fear", "y": "sad"}]}}
+    assert clicked_cell(event, CLASSES) == (CLASSES.index("sad"), CLASSES.index("fear"))
+    assert clicked_cell({"selection": {"points": []}}, CLASSES) is None
+
+
+def test_mean_faces():
+    images = np.stack([np.full((48, 48), v, dtype=np.uint8) for v in (10, 30, 200)])
+    means = mean_faces(images, np.array([0, 0, 2]), 7)
+    assert means[0, 0, 0] == 20 and means[2, 0, 0] == 200 and means[1].max() == 0
+
+
+def test_demo_sample_is_small_stratified_and_real():
+    demo = load_demo()
+    assert DEMO_PATH.stat().st_size < 2_000_000
+    assert 200 <= len(demo) <= 400 and min(demo.class_counts()) >= 40
+    assert all(n.startswith("test/") and "PrivateTest_" in n for n in demo.names)
+    assert demo.images.float().std() > 20  # real faces, not blank arrays
