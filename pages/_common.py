@@ -16,25 +16,25 @@ from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
 from fer_core.demo import DEMO_SPLIT, load_demo
 from fer_core.zoo import ZooEntry, checkpoints_root, list_checkpoints
 
-RUNS_DIR = Path(os.environ.get("FER_RUNS_DIR", "runs"))
+
+def runs_dir() -> Path:
+    """Where ``train_all.py`` writes runs (``FER_RUNS_DIR``, default ``runs/``)."""
+    return Path(os.environ.get("FER_RUNS_DIR", "runs"))
 
 
-def _leave_pages_directory_mode() -> None:
-    """Make a first visit straight to a page URL go through ``streamlit_app.py``'s navigation.
+def in_app_frame() -> None:
+    """Every page calls this first: make sure it runs inside ``streamlit_app.py``'s navigation.
 
     Streamlit treats an app with a ``pages/`` folder as an old-style multipage app until the main
-    script has called ``st.navigation`` once in the process; a server's first visitor opening, say,
-    ``/compare`` would get ``pages/compare.py`` run alone (no sidebar, no page config). Every page
-    imports this module, so the first such run switches the flag off and reruns through the frame.
+    script has called ``st.navigation`` once in the process (and AppTest resets that on every run);
+    a server's first visitor opening, say, ``/compare`` would get ``pages/compare.py`` run alone (no
+    sidebar, no page config). Here the flag is switched off and the run restarts through the frame.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
-
-
-_leave_pages_directory_mode()
 
 
 @dataclass
@@ -83,8 +83,12 @@ def get_faces() -> Faces:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def get_zoo(root: str | None = None) -> list[ZooEntry]:
-    return list_checkpoints(root or checkpoints_root())
+def _zoo(root: str) -> list[ZooEntry]:
+    return list_checkpoints(root)
+
+
+def get_zoo() -> list[ZooEntry]:
+    return _zoo(str(checkpoints_root()))
 
 
 @st.cache_data(show_spinner=False)
@@ -107,4 +111,14 @@ def usable_models() -> list[ZooEntry]:
     return [e for e in entries if e.ok and e.report and (e.folder / "probs.npz").is_file()]
 
 
-__all__ = ["CLASSES", "Faces", "RUNS_DIR", "get_faces", "get_zoo", "predictions", "sidebar", "usable_models"]
+__all__ = [
+    "CLASSES",
+    "Faces",
+    "get_faces",
+    "get_zoo",
+    "in_app_frame",
+    "predictions",
+    "runs_dir",
+    "sidebar",
+    "usable_models",
+]

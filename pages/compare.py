@@ -8,7 +8,9 @@ from fer_core.compare import align, cell_indices, disagreements, ensemble, greed
 from fer_core.data import CLASSES
 from fer_core.eval import classification_metrics
 from fer_core.viz import clicked_cell, confusion_matrix_figure, per_class_bars, upscale
-from pages._common import get_faces, predictions, usable_models
+from pages._common import get_faces, in_app_frame, predictions, usable_models
+
+in_app_frame()
 
 MAX_GALLERY = 60
 

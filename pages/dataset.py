@@ -5,7 +5,9 @@ import streamlit as st
 
 from fer_core.data import CLASSES
 from fer_core.viz import class_count_bars, intensity_histograms, mean_faces, upscale
-from pages._common import get_faces, usable_models
+from pages._common import get_faces, in_app_frame, usable_models
+
+in_app_frame()
 
 st.title("Dataset")
 faces = get_faces()

@@ -5,12 +5,14 @@ import streamlit as st
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
 from fer_core.viz import learning_curves
 from fer_core.zoo import checkpoints_root
-from pages._common import RUNS_DIR
+from pages._common import in_app_frame, runs_dir
+
+in_app_frame()
 
 st.title("Training runs")
-runs = list_runs(RUNS_DIR, checkpoints_root())
+runs = list_runs(runs_dir(), checkpoints_root())
 if not runs:
-    st.info(f"No runs yet: `python scripts/train_all.py` writes them to {RUNS_DIR}/.")
+    st.info(f"No runs yet: `python scripts/train_all.py` writes them to {runs_dir()}/.")
     st.stop()
 names = [r.name for r in runs]
 chosen = st.multiselect("Runs", names, default=names[: min(4, len(names))], key="runs")

@@ -5,7 +5,9 @@ import streamlit as st
 from fer_core.models import list_models, model_entry
 from fer_core.viz import accuracy_latency_scatter
 from fer_core.zoo import zoo_table
-from pages._common import get_zoo
+from pages._common import get_zoo, in_app_frame
+
+in_app_frame()
 
 st.title("FER Explorer")
 st.markdown(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,3 +36,38 @@ def fer2013_dir() -> Path:
     if not path or not Path(path).exists():
         pytest.skip("FER2013_DIR not set: real-data checks skipped")
     return Path(path)
+
+
+@pytest.fixture(scope="session")
+def zoo_root(tmp_path_factory, mini_splits) -> Path:
+    """A checkpoints folder: two evaluated tiny models, a broken file and a stray pickle.
+
+    alpha's report is its own; beta's saved predictions are replaced by a near-oracle's (right on
+    every face), so the two models, and any ensemble of them, score visibly differently."""
+    import pickle
+
+    from fer_core.checkpoint import model_meta, save_checkpoint
+    from fer_core.data import CLASSES
+    from fer_core.eval import classification_metrics, evaluate_model, write_report
+    from fer_core.models import create_model
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    for seed, name in ((0, "alpha"), (1, "beta")):
+        torch.manual_seed(seed)
+        model = create_model("vggnet", widths=(8, 16, 16, 16), fc=32).eval()
+        save_checkpoint(model, root / name / "model.safetensors", model_meta(model, epochs=1, latency_ms=1.5))
+        report, arrays = evaluate_model(model, mini_splits, ttas=("none", "flip"))
+        if name == "beta":
+            for split, by_tta in report["splits"].items():
+                labels = arrays[f"{split}_labels"].astype(np.int64)
+                oracle = np.full((len(labels), 7), 0.05, dtype=np.float32)
+                oracle[np.arange(len(labels)), labels] = 0.7
+                for tta in by_tta:
+                    arrays[f"{split}_{tta}"] = oracle.astype(np.float16)
+                    by_tta[tta] = classification_metrics(oracle, labels, CLASSES)
+        write_report(root / name, report, arrays)
+    (root / "broken").mkdir()
+    (root / "broken" / "model.safetensors").write_bytes(b"\x00" * 100)
+    (root / "pickled").mkdir()
+    (root / "pickled" / "model.pt").write_bytes(pickle.dumps({"a": 1}))
+    return root

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from fer_core.checkpoint import model_meta, save_checkpoint
 from fer_core.compare import (
     Predictions,
     align,
@@ -24,30 +21,12 @@ from fer_core.compare import (
 )
 from fer_core.data import CLASSES
 from fer_core.demo import DEMO_PATH, load_demo
-from fer_core.eval import evaluate_model, write_report
 from fer_core.models import create_model
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
 from fer_core.viz import clicked_cell, confusion_matrix_figure, mean_faces
 from fer_core.zoo import list_checkpoints, parameter_count, zoo_table
 
 TINY = {"widths": (8, 16, 16, 16), "fc": 32}
-
-
-@pytest.fixture(scope="module")
-def zoo_root(tmp_path_factory, mini_splits):
-    """A checkpoints folder with two evaluated tiny models, a broken file and a stray pickle."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    for seed, name in ((0, "alpha"), (1, "beta")):
-        torch.manual_seed(seed)
-        model = create_model("vggnet", **TINY).eval()
-        save_checkpoint(model, root / name / "model.safetensors", model_meta(model, epochs=1, latency_ms=1.5))
-        report, arrays = evaluate_model(model, mini_splits, ttas=("none", "flip"))
-        write_report(root / name, report, arrays)
-    (root / "broken").mkdir()
-    (root / "broken" / "model.safetensors").write_bytes(b"\x00" * 100)
-    (root / "pickled").mkdir()
-    (root / "pickled" / "model.pt").write_bytes(pickle.dumps({"a": 1}))
-    return root
 
 
 def test_zoo_lists_good_and_broken_checkpoints(zoo_root):
