@@ -89,7 +89,7 @@ def launch(playwright):  # noqa: ANN001, ANN201 (playwright types are optional)
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def wait_for_app(page, title: str | None = None, timeout: float = 30_000) -> None:  # noqa: ANN001
+def wait_for_app(page, title: str | None = None, timeout: float = 30_000, settle_ms: int = 500) -> None:  # noqa: ANN001
     """Wait until the page script has run: its title is shown and Streamlit reports no run in progress."""
     heading = page.locator("[data-testid='stMain'] h1")
     if title:
@@ -99,4 +99,4 @@ def wait_for_app(page, title: str | None = None, timeout: float = 30_000) -> Non
         "() => !document.querySelector(\"[data-testid='stStatusWidget'] [data-testid='stStatusWidgetRunningIcon']\")",
         timeout=timeout,
     )
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(settle_ms)  # let late elements (charts) attach before a test looks

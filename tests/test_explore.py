@@ -24,7 +24,14 @@ from fer_core.demo import DEMO_PATH, load_demo
 from fer_core.models import create_model
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
 from fer_core.viz import clicked_cell, confusion_matrix_figure, mean_faces
-from fer_core.zoo import list_checkpoints, parameter_count, zoo_table
+from fer_core.zoo import (
+    checkpoints_root,
+    list_checkpoints,
+    model_zoo_text,
+    parameter_count,
+    render_model_zoo,
+    zoo_table,
+)
 
 TINY = {"widths": (8, 16, 16, 16), "fc": 32}
 
@@ -140,3 +147,17 @@ def test_demo_sample_is_small_stratified_and_real():
     assert 200 <= len(demo) <= 400 and min(demo.class_counts()) >= 40
     assert all(n.startswith("test/") and "PrivateTest_" in n for n in demo.names)
     assert demo.images.float().std() > 20  # real faces, not blank arrays
+
+
+def test_model_zoo_markdown(zoo_root):
+    text = render_model_zoo(list_checkpoints(zoo_root))
+    assert "| alpha |" in text and "| beta |" in text and "broken" not in text
+    assert "Ensemble (mean probabilities, members chosen on PublicTest" in text
+
+
+def test_shipped_model_zoo_md_is_current():
+    """checkpoints/MODEL_ZOO.md must be what scripts/make_model_zoo.py generates from the shipped reports."""
+    root = checkpoints_root()
+    if not any(e.ok for e in list_checkpoints(root)):
+        pytest.skip("no checkpoints shipped")
+    assert (root / "MODEL_ZOO.md").read_text() == model_zoo_text(root), "run python scripts/make_model_zoo.py"
