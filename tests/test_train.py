@@ -115,3 +115,25 @@ def test_unknown_options_are_rejected():
         TrainConfig.from_recipe("vggnet", learning_rate=0.1)
     with pytest.raises(KeyError, match="registered models"):
         TrainConfig.from_recipe("resnet9000")
+
+
+def test_ema_class_weights_smoothing_clipping_onecycle(tmp_path, mini_splits):
+    cfg = tiny_cfg(
+        tmp_path,
+        epochs=1,
+        ema_decay=0.9,
+        class_weights=True,
+        label_smoothing=0.1,
+        grad_clip=1.0,
+        schedule="onecycle",
+        optimizer="adamw",
+        lr=3e-3,
+    )
+    run = train(cfg, mini_splits, progress=False)
+    saved = torch.load(run / "resume.pt", weights_only=True)
+    raw, ema = saved["model"], saved["ema"]
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw if raw[k].is_floating_point())
+    best, meta = load_checkpoint(run / "best.safetensors")  # epoch 1 is always the best so far
+    assert meta["train_config"]["ema_decay"] == 0.9
+    assert all(torch.equal(best.state_dict()[k], ema[k].float()) for k in ema if ema[k].is_floating_point())
+    assert saved["state"]["history"][-1]["lr"] < 0.01 * cfg.lr  # one-cycle has annealed by the last step
