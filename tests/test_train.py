@@ -136,4 +136,4 @@ def test_ema_class_weights_smoothing_clipping_onecycle(tmp_path, mini_splits):
     best, meta = load_checkpoint(run / "best.safetensors")  # epoch 1 is always the best so far
     assert meta["train_config"]["ema_decay"] == 0.9
     assert all(torch.equal(best.state_dict()[k], ema[k].float()) for k in ema if ema[k].is_floating_point())
-    assert saved["state"]["history"][-1]["lr"] < 0.01 * cfg.lr  # one-cycle has annealed by the last step
+    assert saved["state"]["history"][-1]["lr"] < 0.2 * cfg.lr  # one-cycle has annealed by the last of 7 steps
