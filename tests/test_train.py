@@ -125,6 +125,7 @@ def test_ema_class_weights_smoothing_clipping_onecycle(tmp_path, mini_splits):
         class_weights=True,
         label_smoothing=0.1,
         grad_clip=1.0,
+        batch_size=3,
         schedule="onecycle",
         optimizer="adamw",
         lr=3e-3,
