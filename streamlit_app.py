@@ -12,6 +12,7 @@ PAGES = {
         st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
         st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
         st.Page("pages/training.py", title="Training runs", icon=":material/show_chart:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],
 }
 

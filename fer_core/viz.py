@@ -181,3 +181,29 @@ def learning_curves(logs: dict[str, pd.DataFrame], column: str, title: str = "")
         legend={"orientation": "h"},
     )
     return fig
+
+
+def probability_bars(
+    probs: np.ndarray | list[float],
+    classes: list[str] | tuple[str, ...],
+    highlight: int | None = None,
+    height: int = 220,
+) -> go.Figure:
+    """Horizontal bars of class probabilities in class order (the explained class highlighted)."""
+    probs = [float(p) for p in probs]
+    colors = [PALETTE[1] if i == highlight else PALETTE[0] for i in range(len(classes))]
+    fig = go.Figure(
+        go.Bar(
+            x=probs,
+            y=list(classes),
+            orientation="h",
+            marker_color=colors,
+            text=[f"{p:.0%}" for p in probs],
+            textposition="outside",
+        )
+    )
+    fig.update_layout(
+        height=height, xaxis_range=[0, 1.1], xaxis_title="probability", margin={"l": 10, "r": 10, "t": 10, "b": 10}
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig

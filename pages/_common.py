@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+import torch
 
+from fer_core.checkpoint import load_checkpoint
 from fer_core.compare import Predictions, load_predictions
 from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
 from fer_core.demo import DEMO_SPLIT, load_demo
+from fer_core.explain import Explanation, explain_face, explainable
 from fer_core.zoo import ZooEntry, checkpoints_root, list_checkpoints
 
 
@@ -80,6 +83,33 @@ def get_faces() -> Faces:
         return Faces(demo, False, f"Could not load {path}: {exc}. Showing the demo sample.")
     n = sum(len(s) for s in splits.values())
     return Faces(splits, True, f"FER2013 from {path}: {n:,} faces.")
+
+
+@st.cache_resource(show_spinner="Loading model ...")
+def _loaded_model(weights: str, mtime: float) -> torch.nn.Module:
+    return load_checkpoint(weights)[0]
+
+
+def explainable_model(weights: str) -> torch.nn.Module:
+    """A private, explanation-ready copy of a cached checkpoint: Captum adds hooks to the model it
+    explains, so sessions must not share the instance."""
+    return explainable(_loaded_model(weights, Path(weights).stat().st_mtime))
+
+
+@st.cache_data(max_entries=64, show_spinner="Explaining ...")
+def explanation(
+    weights: str,
+    face: bytes,
+    methods: tuple[str, ...],
+    target: str | int,
+    true_label: int | None,
+    faithfulness: bool,
+    ig_steps: int,
+) -> Explanation:
+    """Cached :func:`fer_core.explain.explain_face`: moving a slider does not recompute attributions."""
+    model = explainable_model(weights)
+    face_t = torch.frombuffer(bytearray(face), dtype=torch.uint8).reshape(48, 48)
+    return explain_face(model, face_t, list(methods), target, true_label, faithfulness, ig_steps=ig_steps)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -40,7 +40,7 @@ fs = faces.splits.get(split)
 face_index = index_by_name(preds[0].names, fs.names) if fs is not None else np.full(len(preds[0].names), -1)
 
 
-def gallery(indices: np.ndarray, title: str) -> None:
+def gallery(indices: np.ndarray, title: str, key: str) -> None:
     """Faces at ``indices`` (of the aligned predictions) with every chosen model's top-2."""
     shown = [i for i in indices if face_index[i] >= 0][:MAX_GALLERY]
     st.markdown(f"**{title}**: {len(indices)} faces" + (f", showing {len(shown)}" if len(shown) < len(indices) else ""))
@@ -54,6 +54,24 @@ def gallery(indices: np.ndarray, title: str) -> None:
             lines.append(p.model[:10] + ": " + ", ".join(f"{c} {v:.0%}" for c, v in top_k(p.probs[i], CLASSES)))
         captions.append(" | ".join(lines))
     st.image([upscale(fs.images[face_index[i]].numpy()) for i in shown], caption=captions, width=110)
+    c1, c2 = st.columns([3, 1])
+    k = c1.selectbox(
+        "Explain one of these faces",
+        range(len(shown)),
+        key=f"pick_{key}",
+        format_func=lambda j: f"#{j + 1}: {fs.names[face_index[shown[j]]]}",
+    )
+    if c2.button("Explain this face", key=f"explain_{key}"):
+        i = shown[k]
+        st.session_state["explain_request"] = {
+            "face": fs.images[face_index[i]].numpy(),
+            "label": int(preds[0].labels[i]),
+            "models": [p.model for p in preds],
+            "source": fs.names[face_index[i]],
+        }
+        st.session_state["face_source"] = "From another page"  # the Explain page's widgets start on it
+        st.session_state["explain_models"] = [p.model for p in preds]
+        st.switch_page("pages/explain.py")
 
 
 st.subheader("Confusion matrices")
@@ -71,7 +89,7 @@ for col, p in zip(cols, preds, strict=True):
         selected = (p, cell)
 if selected is not None:
     p, (t, q) = selected
-    gallery(cell_indices(p, t, q), f"{p.model}: true {CLASSES[t]}, predicted {CLASSES[q]}")
+    gallery(cell_indices(p, t, q), f"{p.model}: true {CLASSES[t]}, predicted {CLASSES[q]}", "cell")
 
 st.subheader("Per-class metrics")
 metric = st.segmented_control("Metric", ["precision", "recall", "f1"], default="f1", key="metric") or "f1"
@@ -88,7 +106,7 @@ if len(preds) >= 2:
     right_a = int((pa.preds[dis] == pa.labels[dis]).sum())
     right_b = int((pb.preds[dis] == pb.labels[dis]).sum())
     st.caption(f"They disagree on {len(dis)} faces: {first} is right on {right_a}, {second} on {right_b}.")
-    gallery(dis, f"{first} vs {second}")
+    gallery(dis, f"{first} vs {second}", "disagree")
 
 st.subheader("Ensemble builder")
 st.caption("Mean of the members' saved probabilities, weighted; computed live on the chosen split.")
