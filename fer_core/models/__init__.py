@@ -1,6 +1,6 @@
 """The model zoo: ``create_model(name, **kwargs)``, ``list_models()``, each model's recipe."""
 
-from . import lobo_net, vggnet  # noqa: F401  (importing registers the builders)
+from . import aer_cnn, deep_emotion, drf_msam, lobo_net, msff_cnn, sotaresemote, vggnet  # noqa: F401  (registers them)
 from ._registry import ModelEntry, Recipe, create_model, get_recipe, list_models, model_entry, register_model
 from .base import FERModel, InputConfig, ModelOutput, split_output
 

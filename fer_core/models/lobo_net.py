@@ -44,12 +44,14 @@ class LoboNet(FERModel):
         bn = (lambda c: [nn.BatchNorm2d(c)]) if batch_norm else (lambda c: [])
         layers = [*_conv(1, 32), *_conv(32, 64), *bn(64), nn.MaxPool2d(2), *drop(0.25)]
         side = 24
+        self.l2_index: int | None = None  # conv256's place in ``features`` (registered once: no shared tensors)
         if four_conv:
-            self.conv256 = nn.Conv2d(128, 256, 3, padding=0)
-            layers += [*_conv(64, 128), self.conv256, nn.ReLU(inplace=True), *bn(256), nn.MaxPool2d(2), *drop(0.25)]
+            layers += _conv(64, 128)
+            self.l2_index = len(layers)
+            layers += [nn.Conv2d(128, 256, 3, padding=0), nn.ReLU(inplace=True), *bn(256), nn.MaxPool2d(2)]
+            layers += drop(0.25)
             channels, side = 256, 11
         else:
-            self.conv256 = None
             channels = 64
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
@@ -64,7 +66,9 @@ class LoboNet(FERModel):
         return self.classifier(self.features(x))
 
     def regularization_loss(self) -> torch.Tensor | float:
-        return 0.01 * self.conv256.weight.pow(2).sum() if self.conv256 is not None else 0.0
+        if self.l2_index is None:
+            return 0.0
+        return 0.01 * self.features[self.l2_index].weight.pow(2).sum()
 
 
 _RECIPE = Recipe(
