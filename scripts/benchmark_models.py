@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_core.checkpoint import model_meta, save_checkpoint  # noqa: E402
 from fer_core.device import autocast, hardware_name, set_threads  # noqa: E402
-from fer_core.models import create_model, get_recipe, list_models, model_entry, split_output  # noqa: E402
+from fer_core.models import create_model, get_recipe, parse_model_list, split_output  # noqa: E402
 from fer_core.train.optim import build_optimizer  # noqa: E402
 
 COLUMNS = [
@@ -166,13 +166,11 @@ def markdown(rows: list[dict[str, str]], header: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()] or list_models()
-    for name in names:
-        try:
-            model_entry(name)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 2
+    try:
+        names = parse_model_list(args.models)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
     threads = set_threads(args.threads)
     precision = "float32" if args.no_amp else "bf16 autocast"
     header = (

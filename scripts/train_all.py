@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_core.data import PRESETS, DataError, load_fer2013  # noqa: E402
 from fer_core.export import evaluate_checkpoint, export_run  # noqa: E402
-from fer_core.models import list_models, model_entry  # noqa: E402
+from fer_core.models import list_models, model_entry, parse_model_list  # noqa: E402
 from fer_core.train import TrainConfig, run_finished, train  # noqa: E402
 
 
@@ -69,13 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    names = [m.strip() for m in args.models.split(",") if m.strip()] or list_models()
-    for name in names:
-        try:
-            model_entry(name)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 2
+    try:
+        names = parse_model_list(args.models)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
     try:
         splits = load_fer2013(args.data)
     except DataError as exc:

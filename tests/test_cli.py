@@ -22,53 +22,26 @@ def test_train_all_help_explains_every_option():
         assert opt in out
 
 
+def train_lobo_2conv_bn(out, *extra: str) -> subprocess.CompletedProcess:
+    """One epoch of a lobo_net ablation on the mini csv, as a user types it."""
+    args = ["--models", "lobo_net_2conv_bn", "--epochs", "1", "--data", str(MINI_CSV), "--out", str(out)]
+    return run("scripts/train_all.py", *args, "--no-progress", "--threads", "1", *extra)
+
+
 def test_train_all_trains_evaluates_ships_and_summarises(tmp_path):
     out = tmp_path / "runs"
-    res = run(
-        "scripts/train_all.py",
-        "--models",
-        "lobo_net_2conv_bn",
-        "--epochs",
-        "1",
-        "--data",
-        str(MINI_CSV),
-        "--out",
-        str(out),
-        "--ship",
-        str(tmp_path / "ship"),
-        "--no-progress",
-        "--threads",
-        "1",
-    )
+    res = train_lobo_2conv_bn(out, "--ship", str(tmp_path / "ship"))
     assert res.returncode == 0, res.stderr
     assert "lobo_net_2conv_bn epoch 1" in res.stdout + res.stderr
     shipped = tmp_path / "ship" / "lobo_net_2conv_bn"
-    assert sorted(p.name for p in shipped.iterdir()) == [
-        "log.csv",
-        "model.json",
-        "model.safetensors",
-        "probs.npz",
-        "report.json",
-    ]
+    files = sorted(p.name for p in shipped.iterdir())
+    assert files == ["log.csv", "model.json", "model.safetensors", "probs.npz", "report.json"]
     report = json.loads((shipped / "report.json").read_text())
     assert set(report["splits"]) == {"PublicTest", "PrivateTest"}
     assert set(report["splits"]["PrivateTest"]) == {"none", "flip", "tencrop"}
     assert "lobo_net_2conv_bn" in (out / "summary.md").read_text()
     # a second --resume run finds the finished run and does not train again
-    again = run(
-        "scripts/train_all.py",
-        "--models",
-        "lobo_net_2conv_bn",
-        "--epochs",
-        "1",
-        "--data",
-        str(MINI_CSV),
-        "--out",
-        str(out),
-        "--resume",
-        "--no-eval",
-        "--no-progress",
-    )
+    again = train_lobo_2conv_bn(out, "--resume", "--no-eval")
     assert "not training again" in again.stdout
 
 

@@ -85,3 +85,13 @@ def create_model(name: str, **kwargs) -> nn.Module:
     model.model_name = name
     model.model_args = dict(kwargs)
     return model
+
+
+def parse_model_list(spec: str) -> list[str]:
+    """``"a,b"`` from a command line -> registered names (all of them for an empty spec).
+
+    Raises ``KeyError`` naming the first unknown model and the registered ones."""
+    names = [m.strip() for m in spec.split(",") if m.strip()] or list_models()
+    for name in names:
+        model_entry(name)
+    return names
