@@ -14,6 +14,7 @@ PAGES = {
         st.Page("pages/training.py", title="Training runs", icon=":material/show_chart:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],
+    "Use": [st.Page("pages/upload.py", title="Upload photos", icon=":material/upload:")],
 }
 
 navigation = st.navigation(PAGES)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
 from safetensors.torch import save_file
 
+from conftest import ROOT
 from fer_core.checkpoint import META_KEY, CheckpointError, load_checkpoint, model_meta, read_meta, save_checkpoint
 from fer_core.models import create_model
 

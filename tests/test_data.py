@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import MINI_CSV, MINI_FOLDER
 from PIL import Image
 
+from conftest import MINI_CSV, MINI_FOLDER
 from fer_core.data import (
     CLASSES,
     DataError,

@@ -167,7 +167,8 @@ def test_explain_page_in_apptest(app_env):
 
 
 def test_explain_page_in_chromium(zoo_root, tmp_path):
-    from browser import ROOT as ROOT_, browser_available, launch, running_app, wait_for_app
+    from browser import ROOT as ROOT_
+    from browser import browser_available, launch, running_app, wait_for_app
 
     if not browser_available():
         pytest.skip("Chromium or Playwright missing")
