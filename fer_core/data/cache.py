@@ -26,10 +26,11 @@ def cache_dir() -> Path:
 
 
 def file_list_key(paths: list[Path]) -> str:
+    """Hash of every path (as given: callers pass absolute paths), size and modification time."""
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for p in paths:
-        st = p.stat()
-        h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 

@@ -67,10 +67,14 @@ def _list_class_folders(root: Path, summary: LoadSummary) -> list[tuple[Path, in
     if not root.is_dir():
         raise DataError(f"Missing folder: {root}")
     items: list[tuple[Path, int]] = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(f for f in class_dir.iterdir() if f.is_file() and not f.name.startswith("."))
-        images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
-        summary.bad_files += [f"{f}: not an image file" for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
+    for class_dir in sorted(e.path for e in os.scandir(root) if e.is_dir()):
+        # scandir knows file types without a stat per file: listing 36k images stays fast
+        files = sorted(e.name for e in os.scandir(class_dir) if e.is_file() and not e.name.startswith("."))
+        class_dir = Path(class_dir)
+        images = [class_dir / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        summary.bad_files += [
+            f"{class_dir / f}: not an image file" for f in files if Path(f).suffix.lower() not in IMAGE_EXTENSIONS
+        ]
         name = ALIASES.get(class_dir.name.lower())
         if name is None:
             summary.skipped_classes[class_dir.name] = summary.skipped_classes.get(class_dir.name, 0) + len(images)
@@ -119,7 +123,7 @@ def _faceset_from_files(items: list[tuple[Path, int]], base: Path, summary: Load
 
 def load_class_folders(root: str | os.PathLike) -> FaceSet:
     """Load any ``root/<class>/<image>`` tree; see the module docstring for what it converts."""
-    root = Path(root)
+    root = Path(root).resolve()  # once here, so the cache key can use the paths as they are
     summary = LoadSummary()
     items = _list_class_folders(root, summary)
     return _faceset_from_files(items, root, summary, f"class folders in {root}")
@@ -127,7 +131,7 @@ def load_class_folders(root: str | os.PathLike) -> FaceSet:
 
 def load_fer2013_folders(root: str | os.PathLike) -> dict[str, FaceSet]:
     """FER2013 in the Kaggle layout, split into Training / PublicTest / PrivateTest."""
-    root = Path(root)
+    root = Path(root).resolve()
     summary = LoadSummary()
     train = _list_class_folders(root / "train", summary)
     test = _list_class_folders(root / "test", summary)
