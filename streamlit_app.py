@@ -14,7 +14,10 @@ PAGES = {
         st.Page("pages/training.py", title="Training runs", icon=":material/show_chart:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],
-    "Use": [st.Page("pages/upload.py", title="Upload photos", icon=":material/upload:")],
+    "Use": [
+        st.Page("pages/upload.py", title="Upload photos", icon=":material/upload:"),
+        st.Page("pages/webcam.py", title="Webcam", icon=":material/videocam:"),
+    ],
 }
 
 navigation = st.navigation(PAGES)

@@ -1,0 +1,121 @@
+"""The Webcam page in real Chromium with a fake camera that plays a y4m video of FER2013 faces: press
+START inside the streamer's iframe, see annotated frames and predictions arrive. Screenshots go to
+``screenshots/``."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, browser_available, running_app, wait_for_app
+
+if not browser_available():
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Chromium and Playwright: run scripts/setup_tests.sh")
+    pytest.skip("Chromium or Playwright missing (scripts/setup_tests.sh installs them)", allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+SHOTS = ROOT / "screenshots"
+VGGNET = ROOT / "checkpoints" / "vggnet" / "model.safetensors"
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 30) -> None:
+    """RGB frames (H, W, 3) to a yuv420p y4m file, the format Chromium's fake camera plays (and loops)."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).tobytes())  # Y, then U, V
+
+
+def face_video(face: np.ndarray, n: int = 60) -> list[np.ndarray]:
+    """One FER face, 220 px, drifting slowly on a dark 640x480 background (flipped: the page mirrors)."""
+    big = cv2.resize(face[:, ::-1], (220, 220), interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for i in range(n):
+        frame = np.full((480, 640, 3), 35, np.uint8)
+        x, y = 200 + round(10 * np.sin(i / 10)), 120 + round(5 * np.cos(i / 10))
+        frame[y : y + 220, x : x + 220] = big[..., None]
+        frames.append(frame)
+    return frames
+
+
+def detectable(mini_splits, label: str | None = None) -> np.ndarray:
+    from fer_core.data import CLASSES
+    from fer_core.faces import create_detector, detectable_faces
+
+    images = torch.cat([s.images for s in mini_splits.values()]).numpy()
+    labels = torch.cat([s.labels for s in mini_splits.values()]).numpy()
+    if label is not None:
+        images = images[labels == CLASSES.index(label)]
+    return images[detectable_faces(images, create_detector("haar"), limit=1)]
+
+
+def stream(url: str, y4m: Path, shot: str, min_frames: int = 15) -> str:
+    """Open the page, press START, wait for ``min_frames`` analysed frames; returns the panel's text."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
+        )
+        context = browser.new_context(permissions=["camera"], viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(f"{url}/webcam")
+        wait_for_app(page, "Webcam")
+        assert page.get_by_text("Press START and allow camera access").count() == 1
+        page.frame_locator("iframe").first.get_by_role("button", name="START").click(timeout=30_000)
+        page.wait_for_function(
+            f"() => {{ const m = document.body.innerText.match(/Frames analysed: (\\d+)/); "
+            f"return m && +m[1] >= {min_frames}; }}",
+            timeout=60_000,
+        )
+        page.wait_for_function("() => /Main face: \\w+ \\(\\d+%\\)/.test(document.body.innerText)", timeout=30_000)
+        page.wait_for_timeout(1000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        video = page.frame_locator("iframe").first.locator("video")
+        shown = np.asarray(Image.open(io.BytesIO(video.screenshot())).convert("RGB")).astype(int)
+        page.screenshot(path=str(SHOTS / shot), full_page=True)
+        text = page.locator("[data-testid='stMain']").inner_text()
+        browser.close()
+    box = np.array([0xE4, 0x57, 0x56])  # face 1's colour: the box and tag drawn by the server on the video
+    assert (np.abs(shown - box).sum(axis=2) < 60).sum() > 300, "no annotated face on the returned video"
+    return text
+
+
+def test_webcam_streams_annotated_frames_with_predictions(zoo_root, mini_splits, tmp_path):
+    SHOTS.mkdir(exist_ok=True)
+    y4m = tmp_path / "face.y4m"
+    write_y4m(y4m, face_video(detectable(mini_splits)[0]))
+    env = {"FER_CHECKPOINTS": str(zoo_root), "FER_RUNS_DIR": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    with running_app(env) as url:
+        text = stream(url, y4m, "webcam_live.png")
+    frames = int(re.search(r"Frames analysed: (\d+)", text).group(1))
+    assert frames >= 15
+    assert re.search(r"Main face this session: (angry|disgust|fear|happy|sad|surprise|neutral) on \d+%", text), text
+    assert "FPS" in text and "Latency" in text
+
+
+@pytest.mark.skipif(not VGGNET.is_file(), reason="needs the shipped, trained checkpoints/vggnet")
+def test_trained_vggnet_sees_a_happy_face_happy_on_most_frames(mini_splits, tmp_path):
+    faces = detectable(mini_splits, "happy")
+    if not len(faces):
+        pytest.skip("no detectable happy face in the mini set")
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    (root / "vggnet").symlink_to(VGGNET.parent)  # the only model, so the page runs it
+    y4m = tmp_path / "happy.y4m"
+    write_y4m(y4m, face_video(faces[0]))
+    env = {"FER_CHECKPOINTS": str(root), "FER_RUNS_DIR": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    with running_app(env) as url:
+        text = stream(url, y4m, "webcam_happy.png", min_frames=30)
+    label, share = re.search(r"Main face this session: (\w+) on (\d+)% of \d+ frames", text).groups()
+    assert label == "happy" and int(share) >= 60, text
