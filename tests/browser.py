@@ -89,8 +89,11 @@ def launch(playwright):  # noqa: ANN001, ANN201 (playwright types are optional)
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def wait_for_app(page, title: str | None = None, timeout: float = 30_000, settle_ms: int = 500) -> None:  # noqa: ANN001
-    """Wait until the page script has run: its title is shown and Streamlit reports no run in progress."""
+def wait_for_app(page, title: str | None = None, timeout: float = 90_000, settle_ms: int = 500) -> None:  # noqa: ANN001
+    """Wait until the page script has run: its title is shown and Streamlit reports no run in progress.
+
+    The generous default covers a cold server on a busy 2-core machine (torch, OpenCV and the models load
+    on the first visit)."""
     heading = page.locator("[data-testid='stMain'] h1")
     if title:
         heading = heading.filter(has_text=title)
