@@ -18,6 +18,7 @@ PAGES = {
         st.Page("pages/upload.py", title="Upload photos", icon=":material/upload:"),
         st.Page("pages/webcam.py", title="Webcam", icon=":material/videocam:"),
     ],
+    "Train": [st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:")],
 }
 
 navigation = st.navigation(PAGES)

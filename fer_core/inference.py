@@ -42,7 +42,7 @@ from .faces.crop import (
 from .faces.detect import Detection, FaceDetector, WholeImage, resolve_detector
 from .faces.track import IoUTracker
 from .faces.video import iter_frames, video_info
-from .zoo import checkpoints_root, list_checkpoints
+from .zoo import checkpoints_root, list_zoo
 
 Box = tuple[int, int, int, int]
 
@@ -83,14 +83,15 @@ def load_models(
 ) -> list[LoadedModel]:
     """Resolve ``models`` into runnable models.
 
-    ``None``: every usable checkpoint under ``root`` (``FER_CHECKPOINTS``, default ``checkpoints/``).
+    ``None``: every usable checkpoint under ``root`` (``FER_CHECKPOINTS``, default ``checkpoints/``) and
+    every user model (``FER_USER_MODELS``, made by fine-tuning jobs).
     Each item may be a checkpoint name of that folder, a path to a ``.safetensors`` file or to its
     folder, an already-loaded ``(model, meta)`` pair, a :class:`LoadedModel`, or a bare zoo model.
     A comma-separated string is a list of names. Raises :class:`UnknownModelError` naming the
     available checkpoints, or ``CheckpointError`` for a broken one.
     """
     root = Path(root) if root is not None else checkpoints_root()
-    entries = {e.name: e for e in list_checkpoints(root)}
+    entries = {e.name: e for e in list_zoo(root)}  # shipped checkpoints, then the user's fine-tuned models
     if models is None:
         usable = [e for e in entries.values() if e.ok]
         if not usable:

@@ -207,3 +207,23 @@ def probability_bars(
     )
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def settings_parallel_coordinates(table: pd.DataFrame, settings: list[str], metric: str = "best_val_acc") -> go.Figure:
+    """One line per run across its settings (categorical ones as ticks) to ``metric``, coloured by it:
+    which optimizer, learning rate and schedule go with high accuracy, at a glance (sweeps)."""
+    dims = []
+    for col in settings:
+        values = table[col]
+        if pd.api.types.is_numeric_dtype(values) and col != "lr":
+            dims.append({"label": col, "values": values})
+        else:  # categorical, and lr (log-spaced values read best as evenly spaced ticks)
+            cats = sorted(values.astype(str).unique(), key=lambda v: (len(v), v) if col != "lr" else float(v))
+            codes = values.astype(str).map({c: i for i, c in enumerate(cats)})
+            dims.append({"label": col, "values": codes, "tickvals": list(range(len(cats))), "ticktext": cats})
+    dims.append({"label": metric, "values": table[metric]})
+    fig = go.Figure(
+        go.Parcoords(line={"color": table[metric], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
+    )
+    fig.update_layout(height=360, margin={"l": 60, "r": 40, "t": 50, "b": 20})
+    return fig

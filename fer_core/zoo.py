@@ -24,6 +24,12 @@ def checkpoints_root() -> Path:
     return Path(os.environ.get("FER_CHECKPOINTS", DEFAULT_ROOT))
 
 
+def user_models_root() -> Path:
+    """Models made by fine-tuning jobs (``FER_USER_MODELS``, default ``user_models/``): kept apart from
+    the shipped ``checkpoints/`` so a user's model can never overwrite a shipped one."""
+    return Path(os.environ.get("FER_USER_MODELS", DEFAULT_ROOT.parent / "user_models"))
+
+
 @dataclass
 class ZooEntry:
     name: str
@@ -31,6 +37,7 @@ class ZooEntry:
     meta: dict[str, Any] | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    origin: str = "shipped"  # "shipped" (checkpoints/) or "user" (user_models/, made by a fine-tuning job)
 
     @property
     def weights(self) -> Path:
@@ -41,11 +48,17 @@ class ZooEntry:
         return self.error is None
 
 
-def list_checkpoints(root: str | Path | None = None) -> list[ZooEntry]:
+def list_zoo(root: str | Path | None = None, user_root: str | Path | None = None) -> list[ZooEntry]:
+    """Shipped checkpoints, then the user's models (``origin="user"``), as pages list them."""
+    user_root = Path(user_root) if user_root is not None else user_models_root()
+    return list_checkpoints(root) + list_checkpoints(user_root, origin="user")
+
+
+def list_checkpoints(root: str | Path | None = None, origin: str = "shipped") -> list[ZooEntry]:
     root = Path(root) if root is not None else checkpoints_root()
     entries = []
     for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        entry = ZooEntry(folder.name, folder)
+        entry = ZooEntry(folder.name, folder, origin=origin)
         if not entry.weights.is_file():
             others = sorted(p.name for p in folder.iterdir() if p.suffix in (".pt", ".pth", ".pkl", ".bin", ".ckpt"))
             if not others:
@@ -84,7 +97,7 @@ def zoo_table(entries: list[ZooEntry]) -> pd.DataFrame:
 
     rows = []
     for e in entries:
-        row: dict[str, Any] = {"model": e.name, "status": "ok" if e.ok else f"broken: {e.error}"}
+        row: dict[str, Any] = {"model": e.name, "origin": e.origin, "status": "ok" if e.ok else f"broken: {e.error}"}
         if e.ok and e.meta is not None:
             meta, splits = e.meta, (e.report or {}).get("splits", {})
             try:

@@ -17,7 +17,7 @@ from fer_core.compare import Predictions, load_predictions
 from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
 from fer_core.demo import DEMO_SPLIT, load_demo
 from fer_core.explain import Explanation, explain_face, explainable
-from fer_core.zoo import ZooEntry, checkpoints_root, list_checkpoints
+from fer_core.zoo import ZooEntry, checkpoints_root, list_zoo, user_models_root
 
 
 def runs_dir() -> Path:
@@ -113,12 +113,15 @@ def explanation(
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _zoo(root: str) -> list[ZooEntry]:
-    return list_checkpoints(root)
+def _zoo(root: str, user_root: str, user_mtime: float) -> list[ZooEntry]:
+    return list_zoo(root, user_root)
 
 
 def get_zoo() -> list[ZooEntry]:
-    return _zoo(str(checkpoints_root()))
+    """Shipped checkpoints and the user's fine-tuned models; a new or renamed user model changes the
+    user folder's mtime, which is part of the cache key, so it shows at once."""
+    user = user_models_root()
+    return _zoo(str(checkpoints_root()), str(user), user.stat().st_mtime if user.is_dir() else 0.0)
 
 
 @st.cache_data(show_spinner=False)

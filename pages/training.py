@@ -2,15 +2,19 @@
 
 import streamlit as st
 
+from fer_core.jobs import jobs_root
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
-from fer_core.viz import learning_curves
+from fer_core.viz import learning_curves, settings_parallel_coordinates
 from fer_core.zoo import checkpoints_root
 from pages._common import in_app_frame, runs_dir
 
 in_app_frame()
 
 st.title("Training runs")
-runs = list_runs(runs_dir(), checkpoints_root())
+roots = [runs_dir(), checkpoints_root()]
+if not jobs_root().resolve().is_relative_to(runs_dir().resolve()):
+    roots.append(jobs_root())  # background jobs and sweeps (FER_JOBS_DIR) kept outside runs/
+runs = list_runs(*roots)
 if not runs:
     st.info(f"No runs yet: `python scripts/train_all.py` writes them to {runs_dir()}/.")
     st.stop()
@@ -40,3 +44,14 @@ if grid.notna().sum().sum() < 4:
         "`python scripts/train_all.py --models vggnet --optimizer adam --schedule onecycle "
         "--out runs/sweep_adam_onecycle`."
     )
+
+st.subheader("Settings vs accuracy")
+table = runs_table(runs).dropna(subset=["optimizer", "lr", "schedule"])
+if len(table) >= 2:
+    st.plotly_chart(
+        settings_parallel_coordinates(table, ["model", "optimizer", "lr", "schedule", "batch_size", "epochs_run"]),
+        key="parcoords",
+    )
+    st.caption("One line per run (all runs, sweeps included); drag along an axis to filter.")
+else:
+    st.caption("Needs two runs or more: launch a sweep on the Fine-tune page or with `python scripts/sweep.py`.")

@@ -138,6 +138,7 @@ def test_feature_maps_attention_atlas_and_rendering(mini_splits):
 
 # ---- the page ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def app_env(monkeypatch, zoo_root, tmp_path):
     monkeypatch.setenv("FER_CHECKPOINTS", str(zoo_root))
@@ -157,8 +158,11 @@ def test_explain_page_in_apptest(app_env):
     assert sum("deletion AUC" in c for c in captions) == 6  # 2 models x 3 default methods
     at.selectbox(key="explain_target").select("surprise").run()
     assert any("explaining surprise" in s.value for s in at.subheader)
-    at.session_state["explain_request"] = {"face": np.full((48, 48), 128, np.uint8), "source": "a grey face",
-                                           "models": ["beta"]}
+    at.session_state["explain_request"] = {
+        "face": np.full((48, 48), 128, np.uint8),
+        "source": "a grey face",
+        "models": ["beta"],
+    }
     at.run()  # the radio now offers the face another page sent
     assert at.radio(key="face_source").options[-1] == "From another page"
     at.radio(key="face_source").set_value("From another page").run()

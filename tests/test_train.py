@@ -138,3 +138,18 @@ def test_ema_class_weights_smoothing_clipping_onecycle(tmp_path, mini_splits):
     assert meta["train_config"]["ema_decay"] == 0.9
     assert all(torch.equal(best.state_dict()[k], ema[k].float()) for k in ema if ema[k].is_floating_point())
     assert saved["state"]["history"][-1]["lr"] < 0.2 * cfg.lr  # one-cycle has annealed by the last of 7 steps
+
+
+@pytest.mark.parametrize(
+    "name,head",
+    [("vggnet", "classifier.7"), ("deep_emotion", "fc2"), ("sotaresemote_s", "classifier"), ("aer_cnn", "head.3")],
+)
+def test_frozen_backbone_trains_the_layer_that_makes_the_logits(name, head):
+    """Not the last linear registered: Deep-Emotion's transformer regressor and SOTAResEmote's
+    auxiliary head come after the classifier."""
+    from fer_core.models import create_model
+    from fer_core.train.loop import head_modules
+
+    model = create_model(name)
+    (found,) = head_modules(model)
+    assert dict(model.named_modules())[head] is found

@@ -72,8 +72,15 @@ def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(model(x).float(), dim=1)[0]
 
 
-def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, ig_steps: int = 32,
-              smoothgrad_samples: int = 16, occlusion_window: int = 8) -> torch.Tensor:
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int,
+    method: str,
+    ig_steps: int = 32,
+    smoothgrad_samples: int = 16,
+    occlusion_window: int = 8,
+) -> torch.Tensor:
     """Attribution of ``model``'s score for class ``target`` to each input pixel: (H, W) float32.
 
     ``model`` should come from :func:`explainable`; ``x`` from :func:`model_input`.
@@ -83,12 +90,19 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, ig_st
         a = Saliency(model).attribute(x, target=target, abs=True)
     elif method == "integrated_gradients":
         baseline = torch.full_like(x, float((0 - model.default_cfg.mean) / model.default_cfg.std))  # black face
-        a = IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=ig_steps,
-                                                 internal_batch_size=ig_steps)
+        a = IntegratedGradients(model).attribute(
+            x, baselines=baseline, target=target, n_steps=ig_steps, internal_batch_size=ig_steps
+        )
     elif method == "smoothgrad":
-        a = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=smoothgrad_samples,
-                                                   nt_samples_batch_size=smoothgrad_samples, stdevs=0.2,
-                                                   target=target, abs=True)
+        a = NoiseTunnel(Saliency(model)).attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=smoothgrad_samples,
+            nt_samples_batch_size=smoothgrad_samples,
+            stdevs=0.2,
+            target=target,
+            abs=True,
+        )
     elif method == "guided_backprop":
         a = GuidedBackprop(model).attribute(x, target=target)
     elif method == "gradcam":
@@ -98,8 +112,14 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, ig_st
         a = GuidedGradCam(model, model.last_conv_layer()).attribute(x, target=target, interpolate_mode="bilinear")
     elif method == "occlusion":
         w = occlusion_window
-        a = Occlusion(model).attribute(x, target=target, sliding_window_shapes=(1, w, w), strides=(1, w // 2, w // 2),
-                                       baselines=0.0, perturbations_per_eval=64)
+        a = Occlusion(model).attribute(
+            x,
+            target=target,
+            sliding_window_shapes=(1, w, w),
+            strides=(1, w // 2, w // 2),
+            baselines=0.0,
+            perturbations_per_eval=64,
+        )
     else:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     return a.detach().float().reshape(x.shape[-2:])
@@ -127,8 +147,15 @@ class Explanation:
     deletion: dict[str, Deletion] = field(default_factory=dict)  # method -> faithfulness
 
 
-def explain_face(model: nn.Module, face: torch.Tensor, methods: list[str], target: str | int = "predicted",
-                 true_label: int | None = None, faithfulness: bool = True, **kwargs: int) -> Explanation:
+def explain_face(
+    model: nn.Module,
+    face: torch.Tensor,
+    methods: list[str],
+    target: str | int = "predicted",
+    true_label: int | None = None,
+    faithfulness: bool = True,
+    **kwargs: int,
+) -> Explanation:
     """Attributions of every method in ``methods`` for one uint8 48x48 face (and their deletion scores).
 
     ``model`` should come from :func:`explainable`; ``kwargs`` go to :func:`attribute`.

@@ -42,8 +42,15 @@ def _auc(curve: torch.Tensor) -> float:
     return float(torch.trapezoid(curve, dx=1.0 / (len(curve) - 1)))
 
 
-def deletion_score(model: nn.Module, x: torch.Tensor, attribution: torch.Tensor, target: int, steps: int = 20,
-                   random_orders: int = 5, seed: int = 0) -> Deletion:
+def deletion_score(
+    model: nn.Module,
+    x: torch.Tensor,
+    attribution: torch.Tensor,
+    target: int,
+    steps: int = 20,
+    random_orders: int = 5,
+    seed: int = 0,
+) -> Deletion:
     """Deletion curve of ``attribution`` (H, W) for ``model`` on input ``x`` (1, 1, H, W)."""
     order = torch.argsort(attribution.flatten(), descending=True)
     curve = _curve(model, x, target, order, steps)

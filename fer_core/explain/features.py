@@ -18,8 +18,9 @@ def feature_maps(model: nn.Module, x: torch.Tensor, top: int = 16, max_layers: i
         keep = {round(i * (len(convs) - 1) / (max_layers - 1)) for i in range(max_layers)}
         convs = [c for i, c in enumerate(convs) if i in keep]
     out: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, name=name: out.__setitem__(name, o[0].float()))
-             for name, m in convs]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, name=name: out.__setitem__(name, o[0].float())) for name, m in convs
+    ]
     try:
         model(x)
     finally:
@@ -40,8 +41,9 @@ def own_attention(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v.detach().float() for k, v in fn(x).items()} if fn is not None else {}
 
 
-def class_atlas(model: nn.Module, faces: FaceSet, method: str = "gradcam", per_class: int = 20,
-                seed: int = 0) -> tuple[torch.Tensor, list[int]]:
+def class_atlas(
+    model: nn.Module, faces: FaceSet, method: str = "gradcam", per_class: int = 20, seed: int = 0
+) -> tuple[torch.Tensor, list[int]]:
     """Mean attribution of each class over up to ``per_class`` correctly classified faces.
 
     Returns ((C, H, W) maps, each scaled to [0, 1] where non-empty; the number of faces per class).

@@ -29,8 +29,9 @@ def scale(attr: torch.Tensor | np.ndarray, signed: bool) -> np.ndarray:
     return np.clip(a / top, 0, 1) if top > 0 else a
 
 
-def overlay(face: np.ndarray, attr: torch.Tensor | np.ndarray, opacity: float = 0.5, signed: bool = False,
-            size: int = DISPLAY) -> Image.Image:
+def overlay(
+    face: np.ndarray, attr: torch.Tensor | np.ndarray, opacity: float = 0.5, signed: bool = False, size: int = DISPLAY
+) -> Image.Image:
     """Heat map over the face: ``inferno`` for unsigned maps, diverging ``RdBu_r`` (red for, blue against)
     for signed ones."""
     a = scale(attr, signed)

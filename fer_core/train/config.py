@@ -44,6 +44,9 @@ class TrainConfig:
     threads: int = 0  # CPU threads; 0: all cores
     max_train_samples: int = 0  # train on a class-stratified subset of this size (quick runs); 0: all
     eval_batch_size: int = 512
+    # --- fine-tuning (background jobs, fer_core.jobs) ---
+    init_from: str = ""  # start from this checkpoint's weights (.safetensors) instead of a random init
+    freeze_backbone: bool = False  # train only the classifier head (see fer_core.train.loop.head_modules)
 
     @classmethod
     def from_recipe(cls, model: str, **overrides: Any) -> TrainConfig:

@@ -64,8 +64,10 @@ def train(
     resume: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
+    on_batch: Callable[[dict], None] | None = None,
 ) -> Path:
-    """Train ``cfg.model``; returns the run folder. ``on_epoch`` receives each log row."""
+    """Train ``cfg.model``; returns the run folder. ``on_epoch`` receives each log row, ``on_batch``
+    (for live progress in background jobs) ``{epoch, batch, batches, loss, acc}`` after each step."""
     # ---- setup -------------------------------------------------------------------------------
     run_dir = Path(cfg.out) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +87,15 @@ def train(
     # ---- model, optimizer, schedule ----------------------------------------------------------------
     model = create_model(cfg.model, **cfg.model_args).to(device, memory_format=torch.channels_last)
     in_cfg = model.default_cfg
+    if cfg.init_from:  # fine-tuning: start from a checkpoint of the same architecture
+        from ..checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(cfg.init_from)[0].state_dict())
+    head = head_modules(model) if cfg.freeze_backbone else []
+    if head:
+        model.requires_grad_(False)
+        for m in head:
+            m.requires_grad_(True)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -139,6 +150,10 @@ def train(
             break  # the next epoch would not end within the budget: stop cleanly at this boundary
         t0 = time.time()
         model.train()
+        if head:  # frozen backbone: keep its BatchNorm statistics and dropout as they were trained
+            model.eval()
+            for m in head:
+                m.train()
         perm = torch.randperm(n_train, device=device)
         loss_sum = correct = seen = 0.0
         bar = tqdm(
@@ -184,6 +199,9 @@ def train(
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if on_batch is not None:
+                done = {"epoch": epoch, "batch": i + 1, "batches": steps_per_epoch}
+                on_batch({**done, "loss": loss_sum / seen, "acc": correct / seen})
         train_s = time.time() - t0
 
         # evaluate on PublicTest (the selection split)
@@ -245,6 +263,36 @@ def train(
         if on_epoch is not None:
             on_epoch(row)
     return run_dir
+
+
+def head_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The classifier head for ``freeze_backbone``: the ``nn.Linear`` whose output is the model's logits.
+
+    Found by running one blank face through the model (eval mode) and matching outputs, so it needs no
+    per-model table and is not fooled by linears registered after the classifier (a spatial
+    transformer's regressor, an auxiliary head): those count as backbone and stay frozen.
+    """
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    outputs: dict[int, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda mod, _i, out: outputs.__setitem__(id(mod), out)) for m in linears]
+    was_training = model.training
+    size = model.default_cfg.input_size
+    try:
+        model.eval()
+        with torch.no_grad():
+            logits, _ = split_output(model(torch.zeros(1, 1, size, size, device=next(model.parameters()).device)))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    heads = [
+        m
+        for m in linears
+        if id(m) in outputs and outputs[id(m)].shape == logits.shape and torch.equal(outputs[id(m)], logits)
+    ]
+    if not heads:
+        raise ValueError(f"{type(model).__name__}: no nn.Linear produces the logits; no head to train alone")
+    return heads[-1:]
 
 
 def mixed_cross_entropy(

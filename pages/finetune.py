@@ -1,0 +1,261 @@
+"""Fine-tune: adapt a zoo model (or run a small sweep) as a background job, watch it, compare before/after.
+
+Thin: widgets -> ``fer_core.jobs`` -> render. Jobs run in their own processes with their state on
+disk, so reloading, a second tab or an app restart show them as they are. Buttons act through
+``on_click`` callbacks (a plain ``if st.button`` click can be lost when the page reruns on arrival).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pandas as pd
+import streamlit as st
+
+from fer_core.data import CLASSES, PRESETS
+from fer_core.jobs import (
+    ACTIVE,
+    DONE,
+    Job,
+    JobError,
+    JobRunner,
+    JobSpec,
+    UploadError,
+    delete_user_model,
+    rename_user_model,
+    sweep_specs,
+)
+from fer_core.models import list_models
+from fer_core.viz import confusion_matrix_figure, learning_curves
+from pages._common import get_zoo, in_app_frame
+
+in_app_frame()
+
+DATA = {
+    "fer2013": "FER2013 Training",
+    "fer2013_balanced": "FER2013 Training, class-balanced subset",
+    "zip": "My own faces (zip of class folders)",
+}
+LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+
+st.title("Fine-tune")
+runner = JobRunner()
+fer_dir = (st.session_state.get("data_dir") or os.environ.get("FER2013_DIR") or "").strip()
+
+
+def say(kind: str, text: str) -> None:
+    st.session_state["ft_message"] = (kind, text)
+
+
+def submitted(job: Job) -> None:
+    if job.state == "queued":
+        say("info", f"{job.spec.name} is queued: another job is running; it starts when that one ends.")
+    else:
+        say("success", f"{job.spec.name} started.")
+
+
+def launch() -> None:
+    s = st.session_state
+    base = zoo_by_label[s["ft_base"]]
+    data = s["ft_data"]
+    try:
+        path = fer_dir
+        if data == "zip":
+            if s.get("ft_zip") is None:
+                raise JobError("upload a zip of class folders first")
+            folder, summary = runner.extract_upload(s["ft_zip"].getvalue())
+            path, s["ft_upload_summary"] = str(folder), summary.lines()
+        spec = JobSpec(
+            name=s["ft_name"].strip(),
+            base=str(base.weights),
+            data=data,
+            data_path=path,
+            per_class=int(s.get("ft_per_class", 500)),
+            epochs=int(s["ft_epochs"]),
+            lr=float(s["ft_lr"]),
+            batch_size=int(s["ft_batch"]),
+            freeze_backbone=bool(s["ft_freeze"]),
+            augment=s["ft_augment"],
+        )
+        submitted(runner.submit(spec))
+    except (JobError, UploadError) as exc:
+        say("error", str(exc))
+
+
+def launch_sweep() -> None:
+    s = st.session_state
+    try:
+        specs = sweep_specs(
+            s["sw_name"].strip(),
+            s["sw_model"],
+            s["sw_opts"],
+            [float(v) for v in s["sw_lrs"]],
+            s["sw_scheds"],
+            epochs=int(s["sw_epochs"]),
+            max_train_samples=int(s["sw_samples"]),
+            batch_size=int(s["sw_batch"]),
+            data_path=fer_dir,
+        )
+        for spec in specs:
+            runner.submit(spec)
+        say("success", f"{len(specs)} sweep runs queued; the Training runs page compares them as they finish.")
+    except JobError as exc:
+        say("error", str(exc))
+
+
+def cancel(job_id: str) -> None:
+    job = runner.cancel(job_id)
+    say("warning", f"{job.spec.name}: {job.state}.")
+
+
+def rename(old: str) -> None:
+    try:
+        rename_user_model(old, st.session_state[f"rn_{old}"].strip())
+        say("success", f"renamed {old}")
+    except JobError as exc:
+        say("error", str(exc))
+
+
+def delete(name: str) -> None:
+    delete_user_model(name)
+    say("warning", f"deleted the user model {name}")
+
+
+# ---- launch -----------------------------------------------------------------------------------
+zoo = [e for e in get_zoo() if e.ok]
+zoo_by_label = {f"{e.name} ({e.origin})": e for e in zoo}
+tab_ft, tab_sweep = st.tabs(["Fine-tune a model", "Sweep"])
+with tab_ft:
+    if not zoo:
+        st.info("No usable checkpoint to start from.")
+    else:
+        c1, c2 = st.columns(2)
+        c1.selectbox("Base checkpoint", list(zoo_by_label), key="ft_base")
+        c2.text_input("Name of the new model", value="my-finetune", key="ft_name")
+        data = st.radio("Data", list(DATA), format_func=DATA.get, key="ft_data", horizontal=True)
+        if data == "fer2013_balanced":
+            st.number_input("Faces per class", 10, 10_000, 500, step=50, key="ft_per_class")
+        if data == "zip":
+            st.file_uploader(
+                "Zip of class folders (angry/, happy/, ... ; at least 5 images each; 20% held out to compare)",
+                type=["zip"],
+                key="ft_zip",
+            )
+        elif not fer_dir:
+            st.warning("Set the FER2013 folder in the sidebar to fine-tune on FER2013.")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.slider("Epochs", 1, 20, 3, key="ft_epochs")
+        c2.select_slider("Learning rate", LRS, value=1e-4, format_func=lambda v: f"{v:g}", key="ft_lr")
+        c3.selectbox("Batch size", [16, 32, 64, 128, 256], index=2, key="ft_batch")
+        c4.selectbox("Augmentation", list(PRESETS), index=list(PRESETS).index("light"), key="ft_augment")
+        st.checkbox("Frozen backbone: train only the classifier head (the model's last linear layer)", key="ft_freeze")
+        st.button("Launch", type="primary", on_click=launch, key="ft_launch")
+with tab_sweep:
+    st.caption("The VGGNet paper's tuning study: short runs from scratch, one per optimizer x lr x schedule.")
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Model", list_models(), index=list_models().index("vggnet"), key="sw_model")
+    c2.text_input("Sweep name", value="sweep", key="sw_name")
+    c3.number_input("Training faces (0: all)", 0, 30_000, 2000, step=500, key="sw_samples")
+    c1, c2, c3 = st.columns(3)
+    c1.multiselect("Optimizers", ["adamw", "adam", "sgd"], default=["adamw", "sgd"], key="sw_opts")
+    c2.multiselect("Learning rates", LRS, default=[1e-3, 1e-2], format_func=lambda v: f"{v:g}", key="sw_lrs")
+    c3.multiselect("Schedules", ["cosine", "plateau", "onecycle", "constant"], default=["cosine"], key="sw_scheds")
+    c1, c2 = st.columns(2)
+    c1.slider("Epochs per run", 1, 20, 2, key="sw_epochs")
+    c2.selectbox("Batch size", [32, 64, 128], index=1, key="sw_batch")
+    st.button("Queue the sweep", on_click=launch_sweep, key="sw_launch")
+
+if "ft_message" in st.session_state:
+    kind, text = st.session_state["ft_message"]
+    getattr(st, kind)(text)
+for line in st.session_state.get("ft_upload_summary", []):
+    st.caption(line)
+
+
+# ---- jobs, live ---------------------------------------------------------------------------------
+def eta_text(job: Job) -> str:
+    eta = job.eta_s
+    return "" if eta is None else f"{eta:.0f} s" if eta < 90 else f"{eta / 60:.0f} min"
+
+
+# Poll only while something runs or waits: an idle page that redraws every 1.5 s keeps re-mounting its
+# charts (the before/after matrices), which then never finish drawing on a busy machine.
+_polling = any(j.state not in DONE for j in runner.list())
+
+
+@st.fragment(run_every=1.5 if _polling else None)
+def jobs_panel() -> None:
+    jobs = runner.list()
+    st.subheader("Jobs")
+    if not jobs:
+        st.caption("No jobs yet.")
+        return
+    table = pd.DataFrame(
+        [
+            {
+                "job": j.spec.name,
+                "kind": j.spec.kind,
+                "state": j.state,
+                "progress": f"{100 * j.fraction:.0f}%",
+                "ETA": eta_text(j),
+                "error": j.error or "",
+                "id": j.id,
+            }
+            for j in reversed(jobs)
+        ]
+    )
+    st.dataframe(table, hide_index=True, key="jobs_table")
+    for job in (j for j in jobs if j.state in ACTIVE):
+        p = job.progress
+        label = f"{job.spec.name}: {p.get('phase', job.state)}"
+        if p.get("batches"):
+            label += f", epoch {min(p.get('epoch', 0) + 1, job.spec.epochs)}/{job.spec.epochs}"
+            label += f", batch {p.get('batch', 0)}/{p['batches']}, loss {p.get('loss', 0):.3f}"
+        if job.eta_s is not None:
+            label += f", about {eta_text(job)} left"
+        st.progress(job.fraction, text=label)
+        if p.get("history"):
+            curves = learning_curves({job.spec.name: pd.DataFrame(p["history"])}, "val_acc", "Accuracy")
+            st.plotly_chart(curves, key=f"curve_{job.id}")
+        st.code(job.log_tail(8) or "(no output yet)", language=None)
+        st.button("Cancel", key=f"cancel_{job.id}", on_click=cancel, args=(job.id,))
+    done = [j for j in jobs if j.state == "finished" and j.result and "before" in j.result]
+    if done:
+        compare(done[-1])
+    ended = {j.id for j in jobs if j.state not in ACTIVE}
+    if st.session_state.setdefault("ft_ended", ended) != ended:  # a job ended: refresh the whole page
+        st.session_state["ft_ended"] = ended
+        st.rerun()
+
+
+def compare(job: Job) -> None:
+    r = job.result or {}
+    st.subheader(f"Before / after: {job.spec.name}")
+    st.caption(f"On {r['eval_split']}; the new model is in the zoo as **{r.get('model', '-')}**.")
+    before, after = r["before"], r["after"]
+    c1, c2 = st.columns(2)
+    c1.metric("Base model accuracy", f"{100 * before['accuracy']:.1f}%")
+    gain = f"{100 * (after['accuracy'] - before['accuracy']):+.1f} points"
+    c2.metric("Fine-tuned accuracy", f"{100 * after['accuracy']:.1f}%", gain)
+    c1, c2 = st.columns(2)
+    for col, m, title in ((c1, before, "Base model"), (c2, after, "Fine-tuned")):
+        fig = confusion_matrix_figure(m["confusion_matrix"], CLASSES, normalize=True, title=title)
+        col.plotly_chart(fig, key=f"cm_{title}")
+
+
+jobs_panel()
+
+# ---- user models ----------------------------------------------------------------------------------
+users = [e for e in get_zoo() if e.origin == "user"]
+st.subheader("Your models")
+if not users:
+    st.caption("Models made here appear in the zoo and on every page; none yet.")
+for e in users:
+    c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
+    acc = ((e.meta or {}).get("comparison") or {}).get("after", {}).get("accuracy")
+    c1.write(f"**{e.name}** ({(e.meta or {}).get('model', '?')}" + (f", {100 * acc:.1f}%)" if acc else ")"))
+    c2.text_input("New name", value=e.name, key=f"rn_{e.name}", label_visibility="collapsed")
+    c3.button("Rename", key=f"rename_{e.name}", on_click=rename, args=(e.name,))
+    c4.button("Delete", key=f"delete_{e.name}", on_click=delete, args=(e.name,))
+st.caption(f"Jobs folder: {runner.root} · updated {time.strftime('%H:%M:%S')}")
