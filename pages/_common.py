@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 import torch
@@ -16,7 +17,9 @@ from fer_core.checkpoint import load_checkpoint
 from fer_core.compare import Predictions, load_predictions
 from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
 from fer_core.demo import DEMO_SPLIT, load_demo
-from fer_core.explain import Explanation, explain_face, explainable
+
+if TYPE_CHECKING:
+    from fer_core.explain import Explanation
 from fer_core.zoo import ZooEntry, checkpoints_root, list_zoo, user_models_root
 
 
@@ -93,6 +96,8 @@ def _loaded_model(weights: str, mtime: float) -> torch.nn.Module:
 def explainable_model(weights: str) -> torch.nn.Module:
     """A private, explanation-ready copy of a cached checkpoint: Captum adds hooks to the model it
     explains, so sessions must not share the instance."""
+    from fer_core.explain import explainable  # captum and matplotlib load on the Explain page only
+
     return explainable(_loaded_model(weights, Path(weights).stat().st_mtime))
 
 
@@ -107,6 +112,8 @@ def explanation(
     ig_steps: int,
 ) -> Explanation:
     """Cached :func:`fer_core.explain.explain_face`: moving a slider does not recompute attributions."""
+    from fer_core.explain import explain_face
+
     model = explainable_model(weights)
     face_t = torch.frombuffer(bytearray(face), dtype=torch.uint8).reshape(48, 48)
     return explain_face(model, face_t, list(methods), target, true_label, faithfulness, ig_steps=ig_steps)

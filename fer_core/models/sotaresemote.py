@@ -63,9 +63,6 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
-from timm.models.vision_transformer import Block
 
 from ..layers import CBAM, GeM
 from ._registry import Recipe, register_model
@@ -111,7 +108,7 @@ class AnchorCrossAttention(nn.Module):
     def __init__(self, dim: int, num_anchors: int, num_heads: int):
         super().__init__()
         self.anchors = nn.Parameter(torch.zeros(1, num_anchors, dim))
-        trunc_normal_(self.anchors, std=0.02)
+        nn.init.trunc_normal_(self.anchors, std=0.02)
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
@@ -140,7 +137,7 @@ def _stage_side(size: int, stem_stride: int, output_stride: int) -> tuple[int, i
 class SOTAResEmote(FERModel):
     def __init__(
         self,
-        block: type[nn.Module] = BasicBlock,
+        block: str = "basic",
         layers: tuple[int, ...] = (2, 2, 2, 2),
         input_size: int = 48,
         stem_stride: int = 2,
@@ -157,12 +154,20 @@ class SOTAResEmote(FERModel):
         num_classes: int = 7,
     ):
         super().__init__()
+        # timm (and the torchvision it imports) load here, not at import: every page and script that only
+        # lists or loads other models starts about a second faster
+        from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+        from timm.models.vision_transformer import Block
+
+        blocks = {"basic": BasicBlock, "bottleneck": Bottleneck}
+        if block not in blocks:
+            raise ValueError(f"block must be one of {sorted(blocks)}, not {block!r}")
         if stem_stride not in (1, 2, 4):
             raise ValueError(f"stem_stride must be 1, 2 or 4, not {stem_stride}")
         self.default_cfg = InputConfig(input_size=input_size, crop=1.0)
         self.aux_weight = aux_weight
         self.backbone = ResNet(
-            block,
+            blocks[block],
             layers,
             num_classes=0,
             in_chans=1,
@@ -183,8 +188,8 @@ class SOTAResEmote(FERModel):
         self.token_side = _stage_side(input_size, stem_stride, output_stride)[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, self.token_side**2, dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        trunc_normal_(self.pos_embed, std=0.02)
-        trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.anchor_attn = AnchorCrossAttention(dim, num_anchors, num_heads)
         self.blocks = nn.Sequential(
             *[Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=drop_path_rate) for _ in range(depth)]
@@ -254,9 +259,9 @@ class SOTAResEmote(FERModel):
 
 
 _VARIANTS: dict[str, dict] = {
-    "s": dict(block=BasicBlock, layers=(2, 2, 2, 2), dim=256, drop_path_rate=0.1),
-    "m": dict(block=BasicBlock, layers=(3, 4, 6, 3), dim=256, drop_path_rate=0.1),
-    "l": dict(block=Bottleneck, layers=(3, 4, 6, 3), dim=384, drop_path_rate=0.2),
+    "s": dict(block="basic", layers=(2, 2, 2, 2), dim=256, drop_path_rate=0.1),
+    "m": dict(block="basic", layers=(3, 4, 6, 3), dim=256, drop_path_rate=0.1),
+    "l": dict(block="bottleneck", layers=(3, 4, 6, 3), dim=384, drop_path_rate=0.2),
 }
 
 
