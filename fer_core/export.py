@@ -44,10 +44,12 @@ def export_run(run_dir: Path, dest: Path, splits: dict[str, FaceSet], tolerance:
     fp16_acc = private_acc(half)
     use_fp16 = abs(fp16_acc - fp32_acc) <= tolerance
     meta["fp16_check"] = {"PrivateTest_fp32": fp32_acc, "PrivateTest_fp16": fp16_acc, "shipped_fp16": use_fp16}
-    save_checkpoint(model, dest / "model.safetensors", meta, dtype=torch.float16 if use_fp16 else None)
-    shutil.copy2(run_dir / "log.csv", dest / "log.csv")
-    report = evaluate_checkpoint(dest / "model.safetensors", splits)
+    # the report describes the shipped weights exactly: ``half`` is what the fp16 file loads as
+    report, arrays = evaluate_model(half if use_fp16 else model, splits)
+    report.update(model=meta["model"], epochs=meta.get("epochs"), weights="model.safetensors")
+    write_report(dest, report, arrays)
     meta["metrics"] = {**meta.get("metrics", {}), **headline(report)}
     meta["latency_ms"] = round(latency_ms(model), 2)  # one face, batch 1, fp32, all CPU threads
     save_checkpoint(model, dest / "model.safetensors", meta, dtype=torch.float16 if use_fp16 else None)
+    shutil.copy2(run_dir / "log.csv", dest / "log.csv")
     return report

@@ -142,6 +142,15 @@ def predictions(entry: ZooEntry, split: str, tta: str) -> Predictions:
     return get_predictions(str(entry.folder), split, tta, probs.stat().st_mtime)
 
 
+def models_or_stop(message: str) -> dict[str, ZooEntry]:
+    """The usable models by name; with none, show ``message`` and end the page here."""
+    models = usable_models()
+    if not models:
+        st.info(message)
+        st.stop()
+    return {e.name: e for e in models}
+
+
 def usable_models() -> list[ZooEntry]:
     """Checkpoints with a report and saved predictions; broken ones are reported on the page."""
     entries = get_zoo()
@@ -157,6 +166,7 @@ __all__ = [
     "get_faces",
     "get_zoo",
     "in_app_frame",
+    "models_or_stop",
     "predictions",
     "runs_dir",
     "sidebar",

@@ -8,18 +8,16 @@ from fer_core.compare import align, cell_indices, disagreements, ensemble, greed
 from fer_core.data import CLASSES
 from fer_core.eval import classification_metrics
 from fer_core.viz import clicked_cell, confusion_matrix_figure, per_class_bars, upscale
-from pages._common import get_faces, in_app_frame, predictions, usable_models
+from pages._common import get_faces, in_app_frame, models_or_stop, predictions
 
 in_app_frame()
 
 MAX_GALLERY = 60
 
 st.title("Compare models")
-models = usable_models()
-if not models:
-    st.info("No evaluated checkpoints to compare yet: train and ship some with `scripts/train_all.py --ship`.")
-    st.stop()
-by_name = {e.name: e for e in models}
+by_name = models_or_stop(
+    "No evaluated checkpoints to compare yet: train and ship some with `scripts/train_all.py --ship`."
+)
 
 c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
 chosen = c1.multiselect(

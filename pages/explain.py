@@ -10,16 +10,12 @@ from fer_core.data.images import open_image, to_gray_array
 from fer_core.explain import METHODS, SIGNED, class_atlas, feature_maps, model_input, own_attention
 from fer_core.explain.render import attention_image, face_pixels, gray_image, mosaic, overlay, png_bytes
 from fer_core.viz import probability_bars
-from pages._common import explainable_model, explanation, get_faces, in_app_frame, usable_models
+from pages._common import explainable_model, explanation, get_faces, in_app_frame, models_or_stop
 
 in_app_frame()
 st.title("Explain")
 
-models = usable_models()
-if not models:
-    st.info("No checkpoints to explain yet: train and ship some with `scripts/train_all.py --ship`.")
-    st.stop()
-by_name = {e.name: e for e in models}
+by_name = models_or_stop("No checkpoints to explain yet: train and ship some with `scripts/train_all.py --ship`.")
 
 # ---- the face ------------------------------------------------------------------------------------
 request = st.session_state.get("explain_request")
