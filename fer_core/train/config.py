@@ -26,7 +26,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 5
     epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: under torchrun, shared out between the ranks
     augment: str = "standard"
     label_smoothing: float = 0.0
     class_weights: bool = False
@@ -44,6 +44,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads; 0: all cores
     max_train_samples: int = 0  # train on a class-stratified subset of this size (quick runs); 0: all
     eval_batch_size: int = 512
+    sync_bn: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     # --- fine-tuning (background jobs, fer_core.jobs) ---
     init_from: str = ""  # start from this checkpoint's weights (.safetensors) instead of a random init
     freeze_backbone: bool = False  # train only the classifier head (see fer_core.train.loop.head_modules)

@@ -11,6 +11,16 @@ One run = one folder ``<out>/<name>/`` holding:
 The data lives on the training device as uint8 and is augmented a whole batch at a time. Resume
 state is written at each epoch boundary, so ``kill -9`` loses at most the epoch in progress, and a
 resumed run continues with the same random numbers as an uninterrupted one.
+
+Under torchrun (``RANK`` set) the same loop trains with DistributedDataParallel (helpers in
+:mod:`.distributed`): ``batch_size`` stays the global batch and each rank trains on its share of every
+batch, so N ranks take the same steps as one process, up to BatchNorm statistics (per rank unless
+``sync_bn``) and augmentation draws. Gradients are averaged by DDP, each rank's loss weighted by its
+share of the batch so that uneven shares still give the global batch's mean. Only rank 0 shows
+progress, evaluates, and writes the run folder; the numbers every rank needs to decide alike (metrics,
+PublicTest scores, the budget) are reduced or broadcast. Weights, optimizer and schedule are the same
+on every rank, so ``resume.pt`` holds them once, with rank 0's random state, and resumes on any number
+of ranks.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +42,7 @@ from ..data import PRESETS, FaceSet, augment_batch, load_fer2013, mixup
 from ..device import autocast, hardware_name, pick_device, set_threads
 from ..eval.predict import predict_probs
 from ..models import create_model, split_output
+from . import distributed
 from .config import TrainConfig
 from .optim import EMA, Plateau, build_optimizer, lr_factor
 
@@ -69,11 +80,19 @@ def train(
     """Train ``cfg.model``; returns the run folder. ``on_epoch`` receives each log row, ``on_batch``
     (for live progress in background jobs) ``{epoch, batch, batches, loss, acc}`` after each step."""
     # ---- setup -------------------------------------------------------------------------------
+    ddp = int(os.environ.get("RANK", -1)) != -1  # started by torchrun: one process per rank
+    if ddp:
+        rank, world_size, device = distributed.setup(cfg.device)
+    else:
+        rank, world_size, device = 0, 1, pick_device(cfg.device)
+    master = rank == 0  # the one process that shows progress, evaluates and writes files
+    if cfg.sync_bn and ddp and device.type != "cuda":
+        raise ValueError("sync_bn needs CUDA GPUs: torch's SyncBatchNorm does not run on the CPU")
     run_dir = Path(cfg.out) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
-    set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    if master:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    set_threads(cfg.threads or distributed.cpu_share())  # 0: every core, split between this machine's ranks
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 
     # ---- data: uint8 tensors on the device -----------------------------------------------------
     splits = splits or load_fer2013(cfg.data)
@@ -96,8 +115,10 @@ def train(
         model.requires_grad_(False)
         for m in head:
             m.requires_grad_(True)
+    if cfg.sync_bn and ddp:  # BatchNorm statistics over the global batch, not each rank's share
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    steps_per_epoch = distributed.steps_per_epoch(n_train, cfg.batch_size, world_size)
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = cfg.warmup_epochs * steps_per_epoch
     plateau = Plateau(cfg.plateau_factor, cfg.plateau_patience)
@@ -124,7 +145,10 @@ def train(
         if saved["config"]["model"] != cfg.model:
             raise ValueError(f"{resume_file} is a run of {saved['config']['model']}, not {cfg.model}")
         model.load_state_dict(saved["model"])
+        fused = [g["fused"] for g in optimizer.param_groups]
         optimizer.load_state_dict(saved["optimizer"])
+        for g, f in zip(optimizer.param_groups, fused, strict=True):  # a run saved before fused was used
+            g["fused"] = f
         plateau.load_state_dict(saved["plateau"])
         if ema is not None and "ema" in saved:
             ema.model.load_state_dict(saved["ema"])
@@ -132,10 +156,18 @@ def train(
         if device.type == "cuda" and "rng_cuda" in saved:
             torch.cuda.set_rng_state(saved["rng_cuda"], device)
         state = saved["state"]
-    atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    # DDP copies rank 0's weights to every rank and averages gradients; ``model`` stays the bare network
+    net = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        if ddp
+        else model
+    )
+    if master:
+        atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+    hardware = hardware_name(device)
     meta_common = {
         "train_config": cfg.to_dict(),
-        "hardware": hardware_name(device),
+        "hardware": f"{world_size} x {hardware}" if world_size > 1 else hardware,
         "git_commit": git_commit(),
         "data_hash": data_hash(train_set),
         "train_samples": n_train,
@@ -146,7 +178,8 @@ def train(
     last_epoch_s = 0.0
     while state["epoch"] < cfg.epochs and not state["done"]:
         epoch = state["epoch"]
-        if cfg.budget_minutes and (time.time() - session_start + last_epoch_s) / 60 > cfg.budget_minutes:
+        over = cfg.budget_minutes and (time.time() - session_start + last_epoch_s) / 60 > cfg.budget_minutes
+        if distributed.any_rank(over):
             break  # the next epoch would not end within the budget: stop cleanly at this boundary
         t0 = time.time()
         model.train()
@@ -154,13 +187,15 @@ def train(
             model.eval()
             for m in head:
                 m.train()
-        perm = torch.randperm(n_train, device=device)
+        if rank > 0:  # its own augmentation draws, a pure function of (seed, epoch, rank): nothing to save
+            torch.manual_seed(distributed.rank_seed(cfg.seed, epoch, rank))
+        perm = distributed.broadcast_(torch.randperm(n_train, device=device))  # rank 0's shuffle everywhere
         loss_sum = correct = seen = 0.0
         bar = tqdm(
             range(steps_per_epoch),
             desc=f"{cfg.name} {epoch + 1}/{cfg.epochs}",
             leave=False,
-            disable=not progress,
+            disable=not (progress and master),
             mininterval=2.0,
         )
         for i in bar:
@@ -169,8 +204,10 @@ def train(
             lr = cfg.lr * plateau.scale * lr_factor(cfg.schedule, step, total_steps, warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            # a batch: augment on the device
-            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            # a batch (this rank's share of the global batch): augment on the device
+            batch = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            idx = distributed.shard(batch, rank, world_size)
+            share = len(idx) * world_size / len(batch)  # DDP averages over ranks: weigh by the faces each had
             x = augment_batch(x_train[idx], in_cfg.input_size, in_cfg.crop, aug, in_cfg.mean, in_cfg.std)
             x = x.contiguous(memory_format=torch.channels_last)
             y = y_train[idx]
@@ -179,14 +216,14 @@ def train(
                 x, y, y_b, lam = mixup(x, y, aug.mixup_alpha)
             # forward, with auxiliary heads and the model's own penalties
             with autocast(device, cfg.amp):
-                logits, aux = split_output(model(x))
+                logits, aux = split_output(net(x))
             loss = mixed_cross_entropy(logits, y, y_b, lam, class_weights, cfg.label_smoothing)
             for weight, aux_logits in aux.values():
                 loss = loss + weight * mixed_cross_entropy(aux_logits, y, y_b, lam, class_weights, cfg.label_smoothing)
             loss = loss + model.regularization_loss()
             # backward and step
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss * share).backward()
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -199,16 +236,20 @@ def train(
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if on_batch is not None:
+            if on_batch is not None and master:
                 done = {"epoch": epoch, "batch": i + 1, "batches": steps_per_epoch}
                 on_batch({**done, "loss": loss_sum / seen, "acc": correct / seen})
+        loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen])  # over every rank
         train_s = time.time() - t0
 
-        # evaluate on PublicTest (the selection split)
+        # evaluate on PublicTest (the selection split): rank 0 alone, then every rank gets its scores
         eval_model = ema.model if ema is not None else model
-        probs = predict_probs(eval_model, val_set.images, batch_size=cfg.eval_batch_size, amp=cfg.amp)
-        val_loss = F.nll_loss(probs.clamp_min(1e-8).log(), val_set.labels).item()
-        val_acc = (probs.argmax(1) == val_set.labels).float().mean().item()
+        val_loss = val_acc = 0.0
+        if master:
+            probs = predict_probs(eval_model, val_set.images, batch_size=cfg.eval_batch_size, amp=cfg.amp)
+            val_loss = F.nll_loss(probs.clamp_min(1e-8).log(), val_set.labels).item()
+            val_acc = (probs.argmax(1) == val_set.labels).float().mean().item()
+        val_loss, val_acc = distributed.broadcast_floats([val_loss, val_acc])
         if cfg.schedule == "plateau":
             plateau.step(val_acc)
         last_epoch_s = time.time() - t0
@@ -229,14 +270,15 @@ def train(
         # best checkpoint by PublicTest accuracy, early stopping
         if val_acc > state["best_acc"]:
             state.update(best_acc=val_acc, best_epoch=epoch + 1, bad_epochs=0)
-            meta = model_meta(
-                eval_model,
-                **meta_common,
-                epochs=epoch + 1,
-                wall_time_s=round(state["wall_s"], 1),
-                metrics={"PublicTest_accuracy": val_acc, "PublicTest_loss": val_loss},
-            )
-            save_checkpoint(eval_model, run_dir / "best.safetensors", meta)
+            if master:
+                meta = model_meta(
+                    eval_model,
+                    **meta_common,
+                    epochs=epoch + 1,
+                    wall_time_s=round(state["wall_s"], 1),
+                    metrics={"PublicTest_accuracy": val_acc, "PublicTest_loss": val_loss},
+                )
+                save_checkpoint(eval_model, run_dir / "best.safetensors", meta)
         else:
             state["bad_epochs"] += 1
             if cfg.early_stop_patience and state["bad_epochs"] >= cfg.early_stop_patience:
@@ -244,7 +286,9 @@ def train(
         if state["epoch"] >= cfg.epochs:
             state["done"] = True
 
-        # resume state and log, each written atomically
+        # resume state and log, each written atomically, by rank 0 (the others hold the same state)
+        if not master:
+            continue
         saved = {
             "config": cfg.to_dict(),
             "model": model.state_dict(),
@@ -262,6 +306,7 @@ def train(
         tqdm.write(f"{cfg.name} epoch {epoch + 1}: " + ", ".join(f"{k}={v}" for k, v in list(row.items())[1:]))
         if on_epoch is not None:
             on_epoch(row)
+    distributed.barrier()  # every rank returns once the run folder is complete
     return run_dir
 
 
