@@ -4,13 +4,15 @@ import streamlit as st
 
 from pages._common import sidebar
 
-st.set_page_config(page_title="FER Explorer", page_icon=":material/mood:", layout="wide")
+# an emoji favicon is drawn in the browser; a ":material/..." one is fetched from fonts.gstatic.com (phoning home)
+st.set_page_config(page_title="FER Explorer", page_icon="🙂", layout="wide")
 
 PAGES = {
     "Explore": [
         st.Page("pages/zoo.py", title="Model zoo", icon=":material/view_module:", default=True),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
         st.Page("pages/compare.py", title="Compare models", icon=":material/compare:"),
+        st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
         st.Page("pages/training.py", title="Training runs", icon=":material/show_chart:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],

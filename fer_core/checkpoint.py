@@ -12,8 +12,10 @@ instant leaves either the old or the new file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,10 @@ class CheckpointError(ValueError):
 
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``; a crash leaves the old file intact."""
+    """Call ``write(tmp_path)`` then rename over ``path``; a crash leaves the old file intact.
+
+    A write that fails on a full disk raises ``OSError(ENOSPC)`` whatever the writer raised
+    (``torch.save`` says ``RuntimeError: ... unexpected pos``), so callers can tell the user why."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -43,8 +48,22 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError:
+        raise
+    except Exception as exc:
+        if _disk_full(path.parent):  # judged before the partial file is removed: it is what filled the disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -91,8 +110,44 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any], dt
         tensors[k] = v.contiguous()
     meta = {**meta, "weights_dtype": str(dtype or next(iter(tensors.values())).dtype).replace("torch.", "")}
     text = json.dumps(meta, indent=2, default=str)
-    atomic_write_bytes(path, lambda tmp: save_file(tensors, str(tmp), metadata={META_KEY: text}))
+    atomic_write_bytes(path, lambda tmp: _save_tensors(tensors, tmp, text, path))
     atomic_write_text(path.with_suffix(".json"), text + "\n")
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], tmp: Path, text: str, path: Path) -> None:
+    """``save_file``, with its I/O failures raised as the ``OSError`` they are.
+
+    safetensors reports a full disk as ``SafetensorError("... No space left on device (os error 28)")``;
+    callers (the training loop, a fine-tune job that tells the user "the disk is full") look for
+    ``OSError`` with ``errno.ENOSPC``."""
+    try:
+        save_file(tensors, str(tmp), metadata={META_KEY: text})
+    except SafetensorError as exc:
+        found = re.search(r"os error (\d+)", str(exc))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from exc
+
+
+def update_meta(path: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into a checkpoint's sidecar (embedded and ``.json``), weights byte-identical.
+
+    For facts learnt after training (a calibration temperature): the tensors are read as stored
+    (same dtype, same bytes) and written back with the new description, atomically like every write.
+    Returns the new description.
+    """
+    path = Path(path)
+    meta = {**read_meta(path), **fields}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: weights unreadable ({exc})") from None
+    text = json.dumps(meta, indent=2, default=str)
+    atomic_write_bytes(path, lambda tmp: _save_tensors(tensors, tmp, text, path))
+    atomic_write_text(path.with_suffix(".json"), text + "\n")
+    return meta
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -116,25 +171,23 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes and load its weights (as float32), in eval mode."""
-    path = Path(path)
-    meta = read_meta(path)
+def _build(path: Path, meta: dict[str, Any]) -> nn.Module:
+    """The architecture a sidecar describes; any refusal of its name or arguments is a CheckpointError."""
+    args = meta.get("model_args", {})
+    if not isinstance(args, dict):
+        raise CheckpointError(f"{path}: model_args must be a JSON object, not {type(args).__name__}")
     try:
-        model = create_model(meta["model"], **meta.get("model_args", {}))
+        return create_model(meta["model"], **args)
     except KeyError as exc:
-        raise CheckpointError(f"{path}: {exc.args[0]}") from None
-    except TypeError as exc:
+        raise CheckpointError(f"{path}: {exc.args[0] if exc.args else exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the arguments come from a file: whatever the builder raises, say so
         raise CheckpointError(f"{path}: bad arguments for {meta['model']}: {exc}") from None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: weights unreadable ({exc})") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    bad_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+
+
+def _check_tensors(path: Path, meta: dict[str, Any], expected: dict[str, tuple], found: dict[str, tuple]) -> None:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    bad_shape = [k for k in expected if k in found and found[k] != expected[k]]
     if missing or unexpected or bad_shape:
         detail = "; ".join(
             f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
@@ -142,5 +195,45 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             if keys
         )
         raise CheckpointError(f"{path}: weights do not match {meta['model']} ({detail})")
+
+
+def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The sidecar of a checkpoint that will load, checked without loading it.
+
+    The architecture must be registered, accept the stored arguments, and expect exactly the tensor
+    names and shapes the file's header lists. The model is built on PyTorch's ``meta`` device (no
+    memory, no initialisation) and only the header is read, so the zoo can vet every checkpoint it
+    lists, and a sidecar asking for an enormous model costs nothing. Raises :class:`CheckpointError`.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in _build(path, meta).state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: weights unreadable ({exc})") from None
+    _check_tensors(path, meta, expected, found)
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights (as float32), in eval mode.
+
+    The checkpoint is vetted first (:func:`inspect_checkpoint`), so memory is only spent on a model
+    whose every tensor the file really holds."""
+    path = Path(path)
+    meta = inspect_checkpoint(path)
+    model = _build(path, meta)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: weights unreadable ({exc})") from None
+    expected = model.state_dict()
+    _check_tensors(
+        path, meta, {k: tuple(v.shape) for k, v in expected.items()}, {k: tuple(v.shape) for k, v in state.items()}
+    )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     return model.to(device).eval(), meta

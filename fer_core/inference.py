@@ -27,6 +27,7 @@ import torch.nn as nn
 from .checkpoint import CheckpointError, load_checkpoint, model_meta
 from .data.faceset import CLASSES
 from .data.images import to_gray_array
+from .eval.calibration import stored_temperature, temperature_scale
 from .eval.predict import predict_probs
 from .faces.crop import (
     MAX_DETECT_SIDE,
@@ -62,6 +63,11 @@ class LoadedModel:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.meta.get("classes") or CLASSES)
+
+    @property
+    def temperature(self) -> float | None:
+        """The calibration temperature stored in the sidecar (Robustness report), or None."""
+        return stored_temperature(self.meta)
 
 
 @functools.lru_cache(maxsize=16)
@@ -234,18 +240,24 @@ class FaceOptions:
     min_face: int = MIN_FACE_PX
     min_sharpness: float = MIN_SHARPNESS
     whole_image_if_none: bool = False  # no face found: classify the image's centred square instead
+    calibrated: bool = False  # divide each model's logits by its stored temperature (models without one: as is)
     max_detect_side: int = MAX_DETECT_SIDE
 
 
 def classify_faces(
-    faces: np.ndarray | torch.Tensor, models: Sequence[LoadedModel], tta: str = "none"
+    faces: np.ndarray | torch.Tensor, models: Sequence[LoadedModel], tta: str = "none", calibrated: bool = False
 ) -> dict[str, np.ndarray]:
-    """Class probabilities (N, C) per model for uint8 48x48 crops (N, 48, 48), through the evaluation path."""
+    """Class probabilities (N, C) per model for uint8 48x48 crops (N, 48, 48), through the evaluation path.
+
+    ``calibrated``: temperature-scaled with each model's stored temperature (same predictions, honest
+    confidences; see :mod:`fer_core.eval.calibration`); a model without one is left as it is.
+    """
     x = torch.as_tensor(np.asarray(faces, dtype=np.uint8))
     out = {}
     for m in models:
         device = next(m.model.parameters()).device
-        out[m.name] = predict_probs(m.model, x, tta=tta, amp=device.type == "cuda").numpy()
+        probs = predict_probs(m.model, x, tta=tta, amp=device.type == "cuda").numpy()
+        out[m.name] = temperature_scale(probs, m.temperature) if calibrated else probs
     return out
 
 
@@ -285,7 +297,7 @@ def analyse_image(
     detections = reading_order(detections)
     classes = models[0].classes
     crops = np.stack([crop_face(gray, d.box, margin) for d in detections]) if detections else np.zeros((0, 48, 48))
-    probs = classify_faces(crops, models, opts.tta) if detections else {}
+    probs = classify_faces(crops, models, opts.tta, opts.calibrated) if detections else {}
     faces = []
     for i, d in enumerate(detections):
         per_model = {name: p[i] for name, p in probs.items()}

@@ -58,6 +58,7 @@ class LiveConfig:
     history_s: float = 20.0  # seconds of the main face's probabilities kept for the live chart
     timeline_every_s: float = 0.5  # a timeline row per face at most this often (bounded memory)
     overlay_opacity: float = 0.45
+    calibrated: bool = False  # temperature-scaled probabilities (the model's stored temperature)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing < 1.0:
@@ -236,7 +237,7 @@ class LiveProcessor:
             faces: list[LiveFace] = []
             if detections:
                 crops = np.stack([crop_face(gray, b, self.detector.margin) for b in boxes])
-                raw = classify_faces(crops, [self.model])[self.model.name]
+                raw = classify_faces(crops, [self.model], calibrated=cfg.calibrated)[self.model.name]
                 smooth = self._smoother.update(ids, raw)
                 for i, (face_id, box) in enumerate(zip(ids, boxes, strict=True)):
                     label = self.classes[int(smooth[i].argmax())]

@@ -1,11 +1,14 @@
 """The checkpoints a user can explore: every ``<root>/<name>/model.safetensors`` with its report.
 
-A broken checkpoint (unreadable file, unknown architecture, a stray pickle) is listed with its error
-instead of taking the listing down, so every other model still works.
+A broken checkpoint (unreadable or truncated file, unknown architecture, weights that do not fit the
+architecture, a stray pickle) is listed with its error instead of taking the listing down, and is never
+offered for loading, so every other model still works. Pickled files are never opened.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import math
 import os
@@ -15,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from .checkpoint import CheckpointError, read_meta
+from .checkpoint import CheckpointError, inspect_checkpoint
 
+# weights files of other tools, often pickles: listed as broken, never opened
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib", ".tar")
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
@@ -60,15 +65,12 @@ def list_checkpoints(root: str | Path | None = None, origin: str = "shipped") ->
     for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
         entry = ZooEntry(folder.name, folder, origin=origin)
         if not entry.weights.is_file():
-            others = sorted(p.name for p in folder.iterdir() if p.suffix in (".pt", ".pth", ".pkl", ".bin", ".ckpt"))
+            others = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
             if not others:
                 continue
             entry.error = f"{folder}: no model.safetensors (found {', '.join(others)}; pickled files are never loaded)"
         else:
-            try:
-                entry.meta = read_meta(entry.weights)
-            except CheckpointError as exc:
-                entry.error = str(exc)
+            entry.meta, entry.error = _inspect(entry.weights)
             report = folder / "report.json"
             if report.is_file():
                 try:
@@ -77,6 +79,23 @@ def list_checkpoints(root: str | Path | None = None, origin: str = "shipped") ->
                     entry.error = entry.error or f"{report}: unreadable report ({exc})"
         entries.append(entry)
     return entries
+
+
+def _inspect(weights: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(meta, None)`` for a checkpoint that will load, ``(None, reason)`` otherwise (see
+    :func:`fer_core.checkpoint.inspect_checkpoint`); cached per file version, since ``load_models`` lists
+    the zoo on every call."""
+    stat = weights.stat()
+    meta, error = _inspect_version(str(weights), stat.st_mtime_ns, stat.st_size)
+    return copy.deepcopy(meta), error
+
+
+@functools.lru_cache(maxsize=256)
+def _inspect_version(weights: str, mtime_ns: int, size: int) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        return inspect_checkpoint(weights), None
+    except CheckpointError as exc:
+        return None, str(exc)
 
 
 def parameter_count(weights: Path) -> int:

@@ -15,8 +15,9 @@ import torch
 
 from fer_core.checkpoint import load_checkpoint
 from fer_core.compare import Predictions, load_predictions
-from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013
+from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013, load_notes
 from fer_core.demo import DEMO_SPLIT, load_demo
+from fer_core.eval.calibration import stored_temperature, temperature_scale
 
 if TYPE_CHECKING:
     from fer_core.explain import Explanation
@@ -63,6 +64,18 @@ def sidebar() -> None:
         )
         faces = get_faces()
         (st.success if faces.full else st.info)(faces.message, icon=":material/dataset:")
+        st.toggle(
+            "Calibrated probabilities",
+            key="calibrated",
+            help="Show each model's probabilities after temperature scaling (the temperature fitted on PublicTest, "
+            "see the Robustness page): same predictions, confidences that match how often the model is right. "
+            "Models without a fitted temperature are shown as they are.",
+        )
+
+
+def calibrated() -> bool:
+    """Whether the user asked for calibrated probabilities (the sidebar toggle), on every page."""
+    return bool(st.session_state.get("calibrated", False))
 
 
 @st.cache_resource(show_spinner="Loading FER2013 ...")
@@ -85,12 +98,18 @@ def get_faces() -> Faces:
     except (DataError, OSError) as exc:
         return Faces(demo, False, f"Could not load {path}: {exc}. Showing the demo sample.")
     n = sum(len(s) for s in splits.values())
-    return Faces(splits, True, f"FER2013 from {path}: {n:,} faces.")
+    notes = "".join(f" {note[0].upper()}{note[1:]}." for note in load_notes(splits))  # skipped files, empty classes
+    return Faces(splits, True, f"FER2013 from {path}: {n:,} faces.{notes}")
 
 
 @st.cache_resource(show_spinner="Loading model ...")
 def _loaded_model(weights: str, mtime: float) -> torch.nn.Module:
     return load_checkpoint(weights)[0]
+
+
+def loaded_model(weights: str) -> torch.nn.Module:
+    """The cached checkpoint, shared by every session: run it (``predict_probs``), never hook or train it."""
+    return _loaded_model(weights, Path(weights).stat().st_mtime)
 
 
 def explainable_model(weights: str) -> torch.nn.Module:
@@ -138,8 +157,13 @@ def get_predictions(folder: str, split: str, tta: str, mtime: float) -> Predicti
 
 
 def predictions(entry: ZooEntry, split: str, tta: str) -> Predictions:
+    """Saved predictions, temperature-scaled when the sidebar asks for calibrated probabilities."""
     probs = entry.folder / "probs.npz"
-    return get_predictions(str(entry.folder), split, tta, probs.stat().st_mtime)
+    p = get_predictions(str(entry.folder), split, tta, probs.stat().st_mtime)
+    t = stored_temperature(entry.meta)
+    if calibrated() and t is not None:
+        p = Predictions(p.model, temperature_scale(p.probs, t), p.labels, p.names)
+    return p
 
 
 def models_or_stop(message: str) -> dict[str, ZooEntry]:
@@ -163,9 +187,11 @@ def usable_models() -> list[ZooEntry]:
 __all__ = [
     "CLASSES",
     "Faces",
+    "calibrated",
     "get_faces",
     "get_zoo",
     "in_app_frame",
+    "loaded_model",
     "models_or_stop",
     "predictions",
     "runs_dir",

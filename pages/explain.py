@@ -7,10 +7,11 @@ import torch
 
 from fer_core.data import CLASSES
 from fer_core.data.images import open_image, to_gray_array
+from fer_core.eval.calibration import stored_temperature, temperature_scale
 from fer_core.explain import METHODS, SIGNED, class_atlas, feature_maps, model_input, own_attention
 from fer_core.explain.render import attention_image, face_pixels, gray_image, mosaic, overlay, png_bytes
 from fer_core.viz import probability_bars
-from pages._common import explainable_model, explanation, get_faces, in_app_frame, models_or_stop
+from pages._common import calibrated, explainable_model, explanation, get_faces, in_app_frame, models_or_stop
 
 in_app_frame()
 st.title("Explain")
@@ -80,6 +81,8 @@ for name in chosen:
     model = explainable_model(weights)
     cfg = model.default_cfg
     x, probs, target = ex.face, ex.probs, ex.target
+    if calibrated():  # the sidebar's calibrated probabilities: the model's stored temperature, same prediction
+        probs = torch.from_numpy(temperature_scale(probs, stored_temperature(by_name[name].meta)))
     seen = face_pixels(x, cfg.mean, cfg.std)
     st.subheader(f"{name}: {CLASSES[int(probs.argmax())]} ({float(probs.max()):.0%}); explaining {CLASSES[target]}")
     left, right = st.columns([1, 3])

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import MINI_FOLDER, ROOT
 
-PAGES = ["pages/zoo.py", "pages/dataset.py", "pages/compare.py", "pages/training.py"]
+PAGES = ["pages/zoo.py", "pages/dataset.py", "pages/compare.py", "pages/robustness.py", "pages/training.py"]
 
 
 @pytest.fixture

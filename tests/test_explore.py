@@ -23,7 +23,7 @@ from fer_core.data import CLASSES
 from fer_core.demo import DEMO_PATH, load_demo
 from fer_core.models import create_model
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
-from fer_core.viz import clicked_cell, confusion_matrix_figure, mean_faces
+from fer_core.viz import clicked_cell, confusion_matrix_figure, job_curves, mean_faces
 from fer_core.zoo import (
     checkpoints_root,
     list_checkpoints,
@@ -118,7 +118,8 @@ def test_runs_tables(tmp_path):
     runs = list_runs(tmp_path)
     assert [r.name for r in runs] == ["sweep/r0", "sweep/r1", "sweep/r2"]
     table = runs_table(runs)
-    assert table["best_val_acc"].tolist() == [0.6, 0.61, 0.62] and table["hours"].iloc[0] == round(120 / 3600, 2)
+    assert table["run"].tolist() == ["sweep/r2", "sweep/r1", "sweep/r0"]  # best PublicTest accuracy first
+    assert table["best_val_acc"].tolist() == [0.62, 0.61, 0.6] and table["hours"].iloc[0] == round(120 / 3600, 2)
     grid = optimizer_schedule_grid(runs, "vggnet")
     assert grid.loc["sgd", "plateau"] == 0.62 and grid.loc["adam", "cosine"] == 0.61
     assert np.isnan(grid.loc["adam", "plateau"])
@@ -161,3 +162,12 @@ def test_shipped_model_zoo_md_is_current():
     if not any(e.ok for e in list_checkpoints(root)):
         pytest.skip("no checkpoints shipped")
     assert (root / "MODEL_ZOO.md").read_text() == model_zoo_text(root), "run python scripts/make_model_zoo.py"
+
+
+def test_job_curves_show_batches_before_the_first_epoch_ends():
+    steps = [{"x": 0.5, "loss": 1.9, "acc": 0.2}, {"x": 1.0, "loss": 1.7, "acc": 0.3}]
+    fig = job_curves(steps[:1], [])  # one batch in: already a point on each panel
+    assert [t.name for t in fig.data] == ["training batches", "training batches"]
+    assert list(fig.data[0].y) == [1.9] and list(fig.data[1].y) == [0.2] and "markers" in fig.data[0].mode
+    fig = job_curves(steps, [{"epoch": 1, "val_loss": 1.8, "val_acc": 0.25}])
+    assert len(fig.data) == 4 and list(fig.data[3].y) == [0.25] and fig.data[3].xaxis == "x2"
