@@ -53,7 +53,7 @@ def list_runs(*roots: str | Path) -> list[RunInfo]:
 
 
 def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
-    """One row per run: its recipe and its best PublicTest accuracy."""
+    """One row per run: its recipe and its best PublicTest accuracy, best run first (how a sweep is read)."""
     rows = []
     for r in runs:
         c = r.config
@@ -74,7 +74,10 @@ def runs_table(runs: list[RunInfo]) -> pd.DataFrame:
                 "hours": round(float(r.log["seconds"].sum()) / 3600, 2),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("best_val_acc", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def optimizer_schedule_grid(runs: list[RunInfo], model: str | None = None) -> pd.DataFrame:

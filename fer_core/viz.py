@@ -183,6 +183,44 @@ def learning_curves(logs: dict[str, pd.DataFrame], column: str, title: str = "")
     return fig
 
 
+def job_curves(steps: list[dict], history: list[dict]) -> go.Figure:
+    """A background job's live curves: loss and accuracy of the training batches so far (each point the
+    epoch's running mean, at fractional epoch ``x``; moves with every batch) and the validation split's
+    after each epoch (markers), so a 1-epoch job shows a curve long before its first epoch ends."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
+    for col, (train_key, val_key) in enumerate((("loss", "val_loss"), ("acc", "val_acc")), start=1):
+        if steps:
+            fig.add_scatter(
+                x=[p["x"] for p in steps],
+                y=[p[train_key] for p in steps],
+                mode="lines+markers",  # markers: the first batches' points show before they make a line
+                name="training batches",
+                line={"color": PALETTE[0]},
+                marker={"size": 4},
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
+        if history:
+            fig.add_scatter(
+                x=[r["epoch"] for r in history],
+                y=[r[val_key] for r in history],
+                mode="lines+markers",
+                name="validation, per epoch",
+                line={"color": PALETTE[1]},
+                marker={"size": 7},
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
 def probability_bars(
     probs: np.ndarray | list[float],
     classes: list[str] | tuple[str, ...],
@@ -226,4 +264,101 @@ def settings_parallel_coordinates(table: pd.DataFrame, settings: list[str], metr
         go.Parcoords(line={"color": table[metric], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
     )
     fig.update_layout(height=360, margin={"l": 60, "r": 40, "t": 50, "b": 20})
+    return fig
+
+
+# ---- robustness (fer_core.eval.robustness reports) -------------------------------------------------------
+def reliability_diagram(before: dict, after: dict | None = None, title: str = "") -> go.Figure:
+    """Accuracy per confidence bin (bars) against the diagonal a calibrated model follows; ``before`` and
+    ``after`` are :func:`fer_core.eval.calibration.reliability_bins` dicts (after temperature scaling)."""
+    fig = go.Figure()
+    for i, (name, bins) in enumerate((("before scaling", before), ("after scaling", after))):
+        if bins is None:
+            continue
+        edges = np.asarray(bins["edges"])
+        centres = (edges[:-1] + edges[1:]) / 2
+        fig.add_bar(
+            x=centres,
+            y=[a if a is not None else 0 for a in bins["accuracy"]],
+            width=(edges[1] - edges[0]) * (0.9 if after is None else 0.45),
+            offset=None if after is None else (edges[1] - edges[0]) * (-0.45 + 0.45 * i),
+            name=name,
+            marker_color=PALETTE[i],
+            customdata=np.stack([bins["count"], [c if c is not None else np.nan for c in bins["confidence"]]], 1),
+            hovertemplate="confidence %{customdata[1]:.2f}<br>accuracy %{y:.2f}<br>"
+            "%{customdata[0]} faces<extra></extra>",
+        )
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash", "color": "gray"}, name="calibrated")
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "confidence", "range": [0, 1]},
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+        barmode="overlay",
+    )
+    return fig
+
+
+def severity_curves(reports: dict[str, dict], corruptions: list[str] | None = None, cols: int = 5) -> go.Figure:
+    """Accuracy against severity (0 = clean) for every corruption, one panel each, one line per model."""
+    from plotly.subplots import make_subplots
+
+    first = next(iter(reports.values()))
+    names = corruptions or list(first["corruptions"])
+    rows = -(-len(names) // cols)
+    titles = [first["corruptions"][n]["title"] for n in names]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True, vertical_spacing=0.16)
+    for m, (model, rep) in enumerate(reports.items()):
+        for k, name in enumerate(names):
+            row = rep["corruptions"].get(name)
+            if row is None:
+                continue
+            fig.add_scatter(
+                x=[0, *row["severities"]],
+                y=[rep["clean"]["accuracy"], *row["accuracy"]],
+                mode="lines+markers",
+                name=model,
+                legendgroup=model,
+                showlegend=k == 0,
+                line={"color": PALETTE[m % len(PALETTE)]},
+                marker={"size": 5},
+                row=k // cols + 1,
+                col=k % cols + 1,
+            )
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(tickvals=[0, 1, 2, 3, 4, 5])
+    fig.update_layout(height=260 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def corruption_heatmap(reports: dict[str, dict]) -> go.Figure:
+    """Models x corruptions: accuracy averaged over severities 1-5, with the clean accuracy and the mean
+    corruption accuracy as the first and last columns."""
+    first = next(iter(reports.values()))
+    names = list(first["corruptions"])
+    x = ["clean", *[first["corruptions"][n]["title"] for n in names], "mean"]
+    z = []
+    for rep in reports.values():
+        grid = rep["corruptions"]
+        cells = [float(np.mean(grid[n]["accuracy"])) if n in grid else np.nan for n in names]
+        z.append([rep["clean"]["accuracy"], *cells, rep["mean_corruption_accuracy"]])
+    z = np.asarray(z)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x,
+            y=list(reports),
+            text=[[f"{v:.1%}" for v in row] for row in z],
+            texttemplate="%{text}",
+            colorscale="RdYlGn",
+            zmin=0.15,
+            zmax=max(0.7, float(np.nanmax(z))),
+            hovertemplate="%{y}<br>%{x}: %{text}<extra></extra>",
+            colorbar={"title": "accuracy", "tickformat": ".0%"},
+        )
+    )
+    fig.update_layout(height=120 + 45 * len(reports), margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.update_yaxes(autorange="reversed")
     return fig

@@ -3,11 +3,20 @@
 Thin: widgets -> ``fer_core.jobs`` -> render. Jobs run in their own processes with their state on
 disk, so reloading, a second tab or an app restart show them as they are. Buttons act through
 ``on_click`` callbacks (a plain ``if st.button`` click can be lost when the page reruns on arrival).
+
+Layout: everything static (the tabs, user models included, and one message box) comes first, the live
+jobs panel (a ``run_every`` fragment) last. With Streamlit 1.67, when the panel reran the page at the
+end of a job, the element drawn right after the fragment (the "Your models" heading) was sometimes
+missing from the browser's page while the rows below it were there (reproduced in Chromium: the node
+was absent from the DOM, not hidden; the cause lies in Streamlit's frontend element tree). So nothing
+follows the fragment, and the number of elements before it never changes (the message box is one
+container, whatever it holds), so the fragment keeps its position between runs.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pandas as pd
@@ -17,17 +26,23 @@ from fer_core.data import CLASSES, PRESETS
 from fer_core.jobs import (
     ACTIVE,
     DONE,
+    MIN_PER_CLASS,
     Job,
     JobError,
     JobRunner,
     JobSpec,
     UploadError,
+    check_faces,
+    delete_class,
+    delete_face,
     delete_user_model,
+    face_counts,
+    list_faces,
     rename_user_model,
     sweep_specs,
 )
 from fer_core.models import list_models
-from fer_core.viz import confusion_matrix_figure, learning_curves
+from fer_core.viz import confusion_matrix_figure, job_curves
 from pages._common import get_zoo, in_app_frame
 
 in_app_frame()
@@ -36,8 +51,10 @@ DATA = {
     "fer2013": "FER2013 Training",
     "fer2013_balanced": "FER2013 Training, class-balanced subset",
     "zip": "My own faces (zip of class folders)",
+    "my_faces": "My captured faces (saved on the Upload and Webcam pages)",
 }
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+FACES_SHOWN = 24  # per expression in "Manage my faces"; the counts cover all of them
 
 st.title("Fine-tune")
 runner = JobRunner()
@@ -59,12 +76,16 @@ def launch() -> None:
     s = st.session_state
     base = zoo_by_label[s["ft_base"]]
     data = s["ft_data"]
+    folder, s["ft_upload_summary"] = None, []
     try:
         path = fer_dir
         if data == "zip":
             if s.get("ft_zip") is None:
                 raise JobError("upload a zip of class folders first")
             folder, summary = runner.extract_upload(s["ft_zip"].getvalue())
+            path, s["ft_upload_summary"] = str(folder), summary.lines()
+        if data == "my_faces":  # a snapshot: the job (and a later Resume) trains on these faces only
+            folder, summary = runner.snapshot_my_faces()
             path, s["ft_upload_summary"] = str(folder), summary.lines()
         spec = JobSpec(
             name=s["ft_name"].strip(),
@@ -80,6 +101,8 @@ def launch() -> None:
         )
         submitted(runner.submit(spec))
     except (JobError, UploadError) as exc:
+        if folder is not None:  # refused: the faces copied for it are not needed
+            shutil.rmtree(folder, ignore_errors=True)
         say("error", str(exc))
 
 
@@ -109,6 +132,26 @@ def cancel(job_id: str) -> None:
     say("warning", f"{job.spec.name}: {job.state}.")
 
 
+def retry(job_id: str) -> None:
+    try:
+        resumable = runner.get(job_id).resumable
+        job = runner.retry(job_id)
+    except JobError as exc:
+        say("error", str(exc))
+        return
+    how = "resumes from its last finished epoch" if resumable else "starts again"
+    say("info" if job.state == "queued" else "success", f"{job.spec.name} {how}; {job.state}.")
+
+
+def forget_face(label: str, fid: str) -> None:
+    delete_face(label, fid)
+
+
+def forget_class(label: str) -> None:
+    n = delete_class(label)
+    say("warning", f"deleted {n} {label} face{'s' * (n != 1)} from My faces")
+
+
 def rename(old: str) -> None:
     try:
         rename_user_model(old, st.session_state[f"rn_{old}"].strip())
@@ -118,14 +161,78 @@ def rename(old: str) -> None:
 
 
 def delete(name: str) -> None:
-    delete_user_model(name)
-    say("warning", f"deleted the user model {name}")
+    try:
+        delete_user_model(name)
+        say("warning", f"deleted the user model {name}")
+    except JobError as exc:  # e.g. deleted from another tab meanwhile
+        say("error", str(exc))
 
 
 # ---- launch -----------------------------------------------------------------------------------
+def my_faces_panel() -> None:
+    """Counts per expression, whether they are enough, and the faces themselves with Delete buttons."""
+    counts = face_counts()
+    table = pd.DataFrame(
+        {
+            "expression": list(counts),
+            "faces": list(counts.values()),
+            "status": [
+                "-" if n == 0 else "ok" if n >= MIN_PER_CLASS else f"needs {MIN_PER_CLASS - n} more"
+                for n in counts.values()
+            ],
+        }
+    )
+    c1, c2 = st.columns([1, 2])
+    c1.dataframe(table, hide_index=True, key="mf_counts")
+    with c2:
+        try:
+            check_faces(counts)
+            used = sum(n > 0 for n in counts.values())
+            st.success(f"{sum(counts.values())} faces of {used} expressions: ready to fine-tune.")
+        except UploadError as exc:
+            st.warning(str(exc))
+        st.caption(
+            f"Save faces with 'Save to My faces' on the Upload photos and Webcam pages; each expression you "
+            f"use needs {MIN_PER_CLASS} or more, and 20% of each is held out to compare the models before "
+            "and after."
+        )
+    faces = list_faces()
+    with st.expander("Manage my faces"):
+        if not any(faces.values()):
+            st.caption("No faces saved yet.")
+        for label, files in faces.items():
+            if not files:
+                continue
+            st.markdown(f"**{label}** ({len(files)})")
+            cols = st.columns(8)
+            for i, f in enumerate(files[:FACES_SHOWN]):
+                with cols[i % 8]:
+                    st.image(str(f), width=64)
+                    st.button("Delete", key=f"mf_del_{label}_{f.stem}", on_click=forget_face, args=(label, f.stem))
+            if len(files) > FACES_SHOWN:
+                st.caption(f"and {len(files) - FACES_SHOWN} more")
+            st.button(f"Delete all {label} faces", key=f"mf_delall_{label}", on_click=forget_class, args=(label,))
+
+
+def user_models_panel() -> None:
+    """Rename or delete the models fine-tuned here (shipped checkpoints are not listed, so never touched)."""
+    users = [e for e in get_zoo() if e.origin == "user"]
+    st.subheader("Your models")
+    if not users:
+        st.caption("Models made here appear in the zoo and on every page; none yet.")
+    for e in users:
+        c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
+        acc = ((e.meta or {}).get("comparison") or {}).get("after", {}).get("accuracy")
+        c1.write(f"**{e.name}** ({(e.meta or {}).get('model', '?')}" + (f", {100 * acc:.1f}%)" if acc else ")"))
+        c2.text_input("New name", value=e.name, key=f"rn_{e.name}", label_visibility="collapsed")
+        c3.button("Rename", key=f"rename_{e.name}", on_click=rename, args=(e.name,))
+        c4.button("Delete", key=f"delete_{e.name}", on_click=delete, args=(e.name,))
+    st.caption(f"Jobs folder: {runner.root}")
+
+
 zoo = [e for e in get_zoo() if e.ok]
 zoo_by_label = {f"{e.name} ({e.origin})": e for e in zoo}
-tab_ft, tab_sweep = st.tabs(["Fine-tune a model", "Sweep"])
+tab_ft, tab_sweep, tab_models = st.tabs(["Fine-tune a model", "Sweep", "Your models"])
 with tab_ft:
     if not zoo:
         st.info("No usable checkpoint to start from.")
@@ -142,6 +249,8 @@ with tab_ft:
                 type=["zip"],
                 key="ft_zip",
             )
+        elif data == "my_faces":
+            my_faces_panel()
         elif not fer_dir:
             st.warning("Set the FER2013 folder in the sidebar to fine-tune on FER2013.")
         c1, c2, c3, c4 = st.columns(4)
@@ -165,12 +274,15 @@ with tab_sweep:
     c1.slider("Epochs per run", 1, 20, 2, key="sw_epochs")
     c2.selectbox("Batch size", [32, 64, 128], index=1, key="sw_batch")
     st.button("Queue the sweep", on_click=launch_sweep, key="sw_launch")
+with tab_models:
+    user_models_panel()
 
-if "ft_message" in st.session_state:
-    kind, text = st.session_state["ft_message"]
-    getattr(st, kind)(text)
-for line in st.session_state.get("ft_upload_summary", []):
-    st.caption(line)
+with st.container():  # always one element, whatever it holds: the fragment below keeps its position
+    if "ft_message" in st.session_state:
+        kind, text = st.session_state["ft_message"]
+        getattr(st, kind)(text)
+    for line in st.session_state.get("ft_upload_summary", []):
+        st.caption(line)
 
 
 # ---- jobs, live ---------------------------------------------------------------------------------
@@ -188,6 +300,7 @@ _polling = any(j.state not in DONE for j in runner.list())
 def jobs_panel() -> None:
     jobs = runner.list()
     st.subheader("Jobs")
+    st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (", every 1.5 s while a job runs or waits" if _polling else ""))
     if not jobs:
         st.caption("No jobs yet.")
         return
@@ -215,16 +328,28 @@ def jobs_panel() -> None:
         if job.eta_s is not None:
             label += f", about {eta_text(job)} left"
         st.progress(job.fraction, text=label)
-        if p.get("history"):
-            curves = learning_curves({job.spec.name: pd.DataFrame(p["history"])}, "val_acc", "Accuracy")
-            st.plotly_chart(curves, key=f"curve_{job.id}")
+        if p.get("steps") or p.get("history"):
+            st.plotly_chart(job_curves(p.get("steps", []), p.get("history", [])), key=f"curve_{job.id}")
         st.code(job.log_tail(8) or "(no output yet)", language=None)
         st.button("Cancel", key=f"cancel_{job.id}", on_click=cancel, args=(job.id,))
+    for job in [j for j in jobs if j.retryable][-3:]:  # the latest few; the table lists them all
+        c1, c2 = st.columns([6, 1], vertical_alignment="center")
+        c1.caption(f"**{job.spec.name}** {job.state}: {job.error or ''}")
+        c2.button(
+            "Resume" if job.resumable else "Retry",
+            key=f"retry_{job.id}",
+            on_click=retry,
+            args=(job.id,),
+            help="Continue from the last finished epoch" if job.resumable else "Run it again from the start",
+        )
     done = [j for j in jobs if j.state == "finished" and j.result and "before" in j.result]
     if done:
         compare(done[-1])
     ended = {j.id for j in jobs if j.state not in ACTIVE}
-    if st.session_state.setdefault("ft_ended", ended) != ended:  # a job ended: refresh the whole page
+    polling_needed = any(j.state not in DONE for j in jobs)
+    # a job ended (new model: the zoo and Your models change), or one started from a button in here or
+    # elsewhere while the panel was not polling: refresh the whole page, which turns polling on or off
+    if st.session_state.setdefault("ft_ended", ended) != ended or polling_needed != _polling:
         st.session_state["ft_ended"] = ended
         st.rerun()
 
@@ -244,18 +369,4 @@ def compare(job: Job) -> None:
         col.plotly_chart(fig, key=f"cm_{title}")
 
 
-jobs_panel()
-
-# ---- user models ----------------------------------------------------------------------------------
-users = [e for e in get_zoo() if e.origin == "user"]
-st.subheader("Your models")
-if not users:
-    st.caption("Models made here appear in the zoo and on every page; none yet.")
-for e in users:
-    c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
-    acc = ((e.meta or {}).get("comparison") or {}).get("after", {}).get("accuracy")
-    c1.write(f"**{e.name}** ({(e.meta or {}).get('model', '?')}" + (f", {100 * acc:.1f}%)" if acc else ")"))
-    c2.text_input("New name", value=e.name, key=f"rn_{e.name}", label_visibility="collapsed")
-    c3.button("Rename", key=f"rename_{e.name}", on_click=rename, args=(e.name,))
-    c4.button("Delete", key=f"delete_{e.name}", on_click=delete, args=(e.name,))
-st.caption(f"Jobs folder: {runner.root} · updated {time.strftime('%H:%M:%S')}")
+jobs_panel()  # last on the page: see the module docstring

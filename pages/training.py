@@ -30,7 +30,7 @@ c3.plotly_chart(learning_curves(logs, "val_loss", "PublicTest loss"), key="val_l
 c4.plotly_chart(learning_curves(logs, "train_loss", "Training loss"), key="train_loss")
 st.plotly_chart(learning_curves(logs, "lr", "Learning rate"), key="lr")
 
-st.subheader("Run configurations")
+st.subheader("Run configurations, best PublicTest accuracy first")
 st.dataframe(runs_table([r for r in runs if r.name in chosen]), hide_index=True, key="runs_table")
 
 st.subheader("Optimizers x schedules (the VGGNet paper's tuning study, from real runs)")

@@ -1,5 +1,6 @@
 """Upload photos or a short video: every face boxed, its emotion per model and for the ensemble, the crop
-the models saw, "explain this face", and all results as a CSV file. The work is ``fer_core.inference``."""
+the models saw, "explain this face", "save to My faces" (labelled fine-tuning data), and all results as a
+CSV file. The work is ``fer_core.inference``."""
 
 import tempfile
 from pathlib import Path
@@ -19,8 +20,10 @@ from fer_core.inference import (
     predict_video,
     results_table,
 )
+from fer_core.jobs.my_faces import face_id
 from fer_core.zoo import checkpoints_root
-from pages._common import get_zoo, in_app_frame
+from pages._common import calibrated, get_zoo, in_app_frame
+from pages._my_faces import save_face_control, this_face
 
 in_app_frame()
 
@@ -45,21 +48,27 @@ def _detector(name: str):  # noqa: ANN202
 
 @st.cache_data(max_entries=32, show_spinner="Finding faces ...")
 def _analyse_image(
-    data: bytes, name: str, models: tuple[str, ...], root: str, detector: str, whole: bool
+    data: bytes, name: str, models: tuple[str, ...], root: str, detector: str, whole: bool, calibrate: bool = False
 ) -> ImageResult:
-    opts = FaceOptions(whole_image_if_none=whole)
+    opts = FaceOptions(whole_image_if_none=whole, calibrated=calibrate)
     return analyse_image(read_image(data, source=name), _models(models, root), _detector(detector), opts)
 
 
 @st.cache_data(max_entries=4, show_spinner="Analysing the video ...")
 def _analyse_video(
-    data: bytes, name: str, models: tuple[str, ...], root: str, detector: str, every: int
+    data: bytes, name: str, models: tuple[str, ...], root: str, detector: str, every: int, calibrate: bool = False
 ) -> VideoResult:
     with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as f:
         f.write(data)
         f.flush()
         return predict_video(
-            f.name, _models(models, root), _detector(detector), every=every, max_frames=MAX_VIDEO_FRAMES, source=name
+            f.name,
+            _models(models, root),
+            _detector(detector),
+            every=every,
+            max_frames=MAX_VIDEO_FRAMES,
+            source=name,
+            calibrated=calibrate,
         )
 
 
@@ -113,6 +122,9 @@ def show_faces(result: ImageResult, key: str) -> None:
             for flag in face.flags:
                 st.warning(flag, icon=":material/warning:")
             explain_button(face.crop, result.models, f"{result.source}, face {face.id}", f"explain_{key}_{face.id}")
+            source = f"Upload: {result.source}, face {face.id}"
+            mine = f"myface_{key}_{face.id}_{face_id(face.crop)[:8]}"  # a message never follows another face
+            save_face_control(mine, this_face(face.crop, source), default=face.label)
         c3.plotly_chart(face_probs_figure(face, result.classes), key=f"bars_{key}_{face.id}")
     if len(result.faces) > DETAILED_FACES:
         st.caption(f"Showing {DETAILED_FACES} of {len(result.faces)} faces in detail; all are in the table below.")
@@ -182,13 +194,13 @@ for i, (name, data) in enumerate(inputs):
     st.subheader(name)
     try:
         if is_video(name):
-            video = _analyse_video(data, name, tuple(chosen), root, detector, int(every))
+            video = _analyse_video(data, name, tuple(chosen), root, detector, int(every), calibrated())
             for note in video.notes:
                 st.info(note, icon=":material/info:")
             show_video(video, str(i))
             results += video.frames
             continue
-        result = _analyse_image(data, name, tuple(chosen), root, detector, name in whole)
+        result = _analyse_image(data, name, tuple(chosen), root, detector, name in whole, calibrated())
     except ValueError as exc:
         st.error(f"{name}: {exc}", icon=":material/error:")
         continue

@@ -3,12 +3,15 @@
 streamlit-webrtc streams the camera to this server and the annotated frames back; its worker thread
 calls :meth:`fer_core.live.LiveProcessor.recv_queued` (newest frame analysed, older ones dropped).
 The page only reads the processor's snapshots (stats, recent probabilities, timeline) in a fragment
-that refreshes twice a second, so the script never blocks on the video.
+that refreshes twice a second, so the script never blocks on the video. "Save to My faces" (below both)
+keeps the main face's crop, labelled, as fine-tuning data (``fer_core.jobs.my_faces``).
 """
 
 import json
 import os
+from functools import partial
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
@@ -17,7 +20,8 @@ from fer_core.faces.report import CLASS_COLORS
 from fer_core.inference import load_models
 from fer_core.live import LiveConfig, LiveProcessor, default_model
 from fer_core.zoo import checkpoints_root, zoo_table
-from pages._common import get_zoo, in_app_frame
+from pages._common import calibrated, get_zoo, in_app_frame
+from pages._my_faces import save_face_control
 
 in_app_frame()
 
@@ -65,6 +69,15 @@ def _snapshot(processor: LiveProcessor) -> None:
     st.session_state["goto_explain"] = True
 
 
+def _main_face(processor: LiveProcessor) -> tuple[np.ndarray, str] | None:
+    """The newest analysed frame's main face, taken when "Save to My faces" is clicked (None: no face)."""
+    latest = processor.latest()
+    if latest is None or not latest.faces:
+        return None
+    face = latest.faces[0]
+    return face.crop.copy(), f"Webcam, face {face.id} (model: {face.label}) at {latest.time_s:.1f} s"
+
+
 st.title("Webcam")
 st.caption(
     "Make faces at your camera: every face is found, cropped to 48x48 grayscale as in training and classified "
@@ -107,13 +120,13 @@ with st.expander("Connection (ICE servers)"):
         f'e.g. [{{"urls": ["stun:stun.example.org:3478"]}}] (or set {ICE_ENV}).',
     )
 
-config = LiveConfig(smoothing=smoothing, overlay=overlay, mirror=mirror)
+config = LiveConfig(smoothing=smoothing, overlay=overlay, mirror=mirror, calibrated=calibrated())
 processor: LiveProcessor | None = st.session_state.get("webcam_processor")
 if processor is None or processor.model.name != name:
     processor = LiveProcessor(_model(name, root), "haar", config)
     st.session_state["webcam_processor"] = processor
 else:
-    processor.configure(smoothing=smoothing, overlay=overlay, mirror=mirror)
+    processor.configure(smoothing=smoothing, overlay=overlay, mirror=mirror, calibrated=calibrated())
 
 video, panel = st.columns([3, 2])
 with video:
@@ -202,3 +215,8 @@ def live_panel(processor: LiveProcessor) -> None:
 
 with panel:
     live_panel(processor)
+
+# below the video and the live panel, outside the panel's twice-a-second fragment, so an open expression
+# list is not redrawn under the cursor; the crop is the newest frame's main face at the moment of the click
+with st.expander("Capture this face for fine-tuning", expanded=True):
+    save_face_control("webcam_myface", partial(_main_face, processor))

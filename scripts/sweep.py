@@ -33,13 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs-dir", default=None, help="default: FER_JOBS_DIR or runs/jobs")
     p.add_argument("--wait", action="store_true", help="wait until every run has ended")
     args = p.parse_args(argv)
+    try:
+        lrs = [float(v) for v in args.lrs.split(",")]
+    except ValueError:
+        p.error(f"--lrs: {args.lrs!r} is not a comma-separated list of numbers (e.g. 1e-3,1e-2)")
     runner = JobRunner(args.jobs_dir)
     try:
         specs = sweep_specs(
             args.name,
             args.model,
             args.optimizers.split(","),
-            [float(v) for v in args.lrs.split(",")],
+            lrs,
             args.schedules.split(","),
             epochs=args.epochs,
             batch_size=args.batch_size,

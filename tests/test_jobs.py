@@ -1,9 +1,12 @@
 """The background job runner on the mini FER2013 with tiny models: a job finishes and registers its
 model, cancel stops the process, a failing job says why, state survives a new runner, the queue drains
-by itself, a killed job is recovered as failed; bad zips and out-of-range settings are refused."""
+by itself, a killed job is recovered as failed, the queue goes on after a SIGKILL and a retried job
+resumes from its last finished epoch; bad zips and out-of-range settings are refused; My faces (faces
+saved from the Upload and Webcam pages) are stored safely and fine-tuned on."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -13,12 +16,28 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import MINI_FOLDER, ROOT
-from fer_core.jobs import JobError, JobRunner, JobSpec, UploadError, extract_faces_zip, sweep_specs
+from fer_core.jobs import (
+    JobError,
+    JobRunner,
+    JobSpec,
+    UploadError,
+    delete_class,
+    delete_face,
+    extract_faces_zip,
+    face_counts,
+    face_source,
+    list_faces,
+    my_faces_root,
+    save_face,
+    sweep_specs,
+)
 from fer_core.jobs.runner import process_alive
 from fer_core.jobs.user_models import delete_user_model, rename_user_model
 from fer_core.zoo import list_zoo
@@ -72,6 +91,8 @@ def test_finetune_job_finishes_and_registers_a_user_model(env, zoo_root):
     for key in ("before", "after"):
         assert r[key]["n"] == 14 and len(r[key]["confusion_matrix"]) == 7 and 0 <= r[key]["accuracy"] <= 1
     assert len(job.progress["history"]) == 1 and job.fraction == 1.0
+    steps = job.progress["steps"]  # the live per-batch curve points
+    assert len(steps) == job.progress["batches"] and steps[-1]["x"] == 1.0 and 0 <= steps[-1]["acc"] <= 1
     assert "epoch 1" in job.log_tail()
     wait_for(env, job.id, lambda j: not process_alive(j.pid, j.pid_start), timeout=10)  # it exits after reporting
     # in the zoo as a user model, with a report; the shipped checkpoint untouched
@@ -139,6 +160,140 @@ def test_killed_job_is_recovered_as_failed(env, zoo_root, monkeypatch):
     assert job.state == "failed" and "ended without reporting" in job.error
 
 
+def test_after_a_sigkill_the_queue_goes_on_and_retry_resumes_from_the_last_epoch(env, zoo_root, monkeypatch):
+    monkeypatch.setenv("FER_JOBS_SLOW_BATCH_S", "0.3")
+    first = env.submit(spec(zoo_root, "first", epochs=3, batch_size=4))
+    second = env.submit(spec(zoo_root, "second"))
+    assert second.state == "queued"
+    first = wait_for(env, first.id, lambda j: len(j.progress.get("history", [])) >= 1)  # resume.pt saved
+    done_rows = first.progress["history"]
+    os.killpg(first.pid, signal.SIGKILL)  # the job process can neither report nor start the next job
+    wait_for(env, first.id, lambda j: not process_alive(j.pid, j.pid_start), timeout=10)
+    assert env.get(second.id).state == "queued"  # nobody started it
+    monkeypatch.delenv("FER_JOBS_SLOW_BATCH_S")  # the jobs started from here on run at full speed
+    runner = JobRunner()  # a new instance, as after an app restart
+    runner.refresh()
+    first, second = runner.get(first.id), runner.get(second.id)
+    assert second.state in ("starting", "running")
+    assert first.state == "failed" and "ended without reporting" in first.error and "Resume" in first.error
+    assert first.retryable and first.resumable
+    with pytest.raises(JobError, match="only a failed or cancelled"):
+        runner.retry(second.id)
+    first = runner.retry(first.id)
+    assert first.state == "queued" and first.retries == 1 and first.error is None  # behind the running job
+    first = wait_for(runner, first.id, lambda j: j.state in ("finished", "failed"), timeout=120)
+    assert first.state == "finished", first.error
+    assert runner.get(second.id).state == "finished" and runner.get(second.id).ended <= first.started
+    log = first.log_tail(80)
+    assert f"resuming from resume.pt: {len(done_rows)} of 3 epochs already done" in log
+    history = first.progress["history"]
+    assert len(history) == 3 and history[: len(done_rows)] == done_rows  # kept, not trained again
+    assert first.result["model"] == "first" and first.result["after"]["n"] == 14
+    assert {e.name for e in list_zoo() if e.origin == "user"} == {"first", "second"}
+    with pytest.raises(JobError, match="only a failed or cancelled"):
+        runner.retry(first.id)
+
+
+def test_no_job_starts_while_a_job_process_holds_the_runner_lock(env, zoo_root):
+    with open(env.root / "runner.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # e.g. a cancelled job still cleaning up
+        job = env.submit(spec(zoo_root))
+        assert job.state == "queued" and env.list()[0].state == "queued"
+    assert env.list()[0].state in ("starting", "running")  # lock free: the next listing starts it
+
+
+def test_a_full_disk_fails_the_job_with_a_clear_message(env, zoo_root, monkeypatch):
+    import errno
+
+    from fer_core.jobs import worker
+
+    with open(env.root / "runner.lock", "a") as held:  # keep it queued, to run it here instead
+        fcntl.flock(held, fcntl.LOCK_EX)
+        job = env.submit(spec(zoo_root))
+
+    def full(*_a, **_k):  # noqa: ANN202
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/run/resume.pt")
+
+    monkeypatch.setattr(worker, "load_job_data", full)
+    monkeypatch.setattr(worker.signal, "signal", lambda *a: None)  # leave pytest's handlers alone
+    assert worker.run_job(job.folder) == 1
+    job = env.get(job.id)
+    assert job.state == "failed" and job.error.startswith("the disk is full (/data/run/resume.pt)")
+
+
+def test_retry_refuses_what_cannot_run_again(env, zoo_root, tmp_path):
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(zoo_root / "alpha", base)
+    job = env.wait(env.submit(spec(zoo_root, base=str(base / "model.safetensors"), data_path=str(tmp_path))).id)
+    assert job.state == "failed" and job.retryable and not job.resumable  # no FER2013 there: no epoch done
+    shutil.rmtree(base)  # e.g. a user model deleted since
+    with pytest.raises(JobError, match="cannot be retried: base checkpoint"):
+        env.retry(job.id)
+
+
+def some_faces(n_per_class: dict[str, int]) -> dict[str, list[np.ndarray]]:
+    """Mini-FER2013 faces as 48x48 crops, ``n`` of them (all different) per class."""
+    faces = [np.asarray(Image.open(f).convert("L")) for f in FACES]
+    out, k = {}, 0
+    for c, n in n_per_class.items():
+        out[c] = faces[k : k + n]
+        k += n
+    return out
+
+
+def test_my_faces_are_stored_as_pngs_and_checked(env, tmp_path):
+    root = my_faces_root()
+    assert root == env.root / "my_faces"  # follows FER_JOBS_DIR, so tests and deployments keep it apart
+    faces = some_faces({"happy": 6, "sad": 2})
+    for c, crops in faces.items():
+        for crop in crops:
+            save_face(crop, c, source=f"Upload: test.jpg ({c})")
+    assert face_counts() == {c: {"happy": 6, "sad": 2}.get(c, 0) for c in face_counts()}
+    first = faces["happy"][0]
+    path = save_face(first, "happy")  # the same face again: one file
+    assert face_counts()["happy"] == 6 and path.parent.name == "happy"
+    assert (Image.open(path).convert("L").tobytes() == first.tobytes()) and Image.open(path).format == "PNG"
+    assert face_source(list_faces()["sad"][0]) == "Upload: test.jpg (sad)"
+    moved = save_face(first, "fear")  # relabelled: it moves
+    assert face_counts()["happy"] == 5 and face_counts()["fear"] == 1 and not path.exists() and moved.is_file()
+    assert not list(root.rglob("*.tmp"))
+    with pytest.raises(ValueError, match="unknown expression"):
+        save_face(first, "contempt")
+    with pytest.raises(ValueError, match="grayscale uint8"):
+        save_face(first.astype("float32"), "happy")
+    with pytest.raises(ValueError, match="not a face id"):
+        delete_face("happy", "../../escape")
+    # a job needs two expressions, each with at least 5 faces; the message says which and what to do
+    with pytest.raises(UploadError, match=r"too few faces in fear \(1\), sad \(2\): at least 5 per class"):
+        env.snapshot_my_faces()
+    delete_face("fear", moved.stem)
+    assert delete_class("sad") == 2
+    with pytest.raises(UploadError, match=r"one expression only \(happy\)"):
+        env.snapshot_my_faces()
+    delete_class("happy")
+    with pytest.raises(UploadError, match="no saved faces yet"):
+        env.snapshot_my_faces()
+    assert not (env.root / "uploads").exists() or not any((env.root / "uploads").iterdir())  # nothing half-made
+
+
+def test_finetune_on_my_faces_trains_on_a_snapshot(env, zoo_root):
+    for c, crops in some_faces({"happy": 6, "sad": 6, "angry": 6}).items():
+        for crop in crops:
+            save_face(crop, c, source="Webcam")
+    folder, summary = env.snapshot_my_faces()
+    assert summary.counts == {"angry": 6, "happy": 6, "sad": 6}
+    delete_class("angry")  # after the snapshot: the job's data does not change
+    job = env.submit(spec(zoo_root, "mine-faces", data="my_faces", data_path=str(folder)))
+    job = env.wait(job.id, timeout=90)
+    assert job.state == "finished", job.error
+    assert job.result["eval_split"] == "held-out 20% of your faces" and job.result["after"]["n"] == 3
+    assert job.result["train_faces"] == 15 and job.result["model"] == "mine-faces"
+    users = {e.name: e for e in list_zoo() if e.origin == "user"}
+    assert users["mine-faces"].ok and users["mine-faces"].meta["finetune"]["data"] == "my_faces"
+
+
 def make_zip(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -166,8 +321,9 @@ def faces_zip(classes: dict[str, int], prefix: str = "") -> bytes:
         (make_zip({"happy/readme.txt": b"x"}), "no usable images"),
         (faces_zip({"contempt": 6}), "folders found: contempt"),
         (faces_zip({"happy": 6, "sad": 2}), "too few images in sad"),
+        (faces_zip({"happy": 6}), "one expression only"),
     ],
-    ids=["not-zip", "dotdot", "absolute", "symlink", "no-images", "unknown-class", "too-few"],
+    ids=["not-zip", "dotdot", "absolute", "symlink", "no-images", "unknown-class", "too-few", "one-class"],
 )
 def test_bad_zips_are_refused(tmp_path, data, message):
     with pytest.raises(UploadError, match=message):

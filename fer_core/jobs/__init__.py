@@ -1,10 +1,21 @@
-"""Background training jobs: fine-tuning and sweeps, one at a time per machine, state on disk.
+"""Background training jobs: fine-tuning and sweeps, one at a time per machine, state on disk; and the
+user's own labelled faces to fine-tune on (an uploaded zip, or My faces saved from the Upload/Webcam pages).
 
 See :mod:`fer_core.jobs.runner` for the design (files, locks, processes, recovery).
 """
 
+from .my_faces import (
+    check_faces,
+    delete_class,
+    delete_face,
+    face_counts,
+    face_source,
+    list_faces,
+    my_faces_root,
+    save_face,
+)
 from .runner import ACTIVE, DONE, Job, JobError, JobRunner, JobSpec, jobs_root
-from .uploads import UploadError, UploadSummary, extract_faces_zip
+from .uploads import MIN_PER_CLASS, UploadError, UploadSummary, extract_faces_zip
 from .user_models import delete_user_model, rename_user_model
 from .worker import run_job
 
@@ -15,13 +26,22 @@ __all__ = [
     "JobError",
     "JobRunner",
     "JobSpec",
+    "MIN_PER_CLASS",
     "UploadError",
     "UploadSummary",
+    "check_faces",
+    "delete_class",
+    "delete_face",
     "delete_user_model",
     "extract_faces_zip",
+    "face_counts",
+    "face_source",
     "jobs_root",
+    "list_faces",
+    "my_faces_root",
     "rename_user_model",
     "run_job",
+    "save_face",
     "sweep_specs",
 ]
 

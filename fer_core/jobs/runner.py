@@ -9,14 +9,20 @@ Layout of the jobs folder (``FER_JOBS_DIR``, default ``runs/jobs/``)::
     <job id>/progress.json  written by the job process only: phase, epoch, batch, loss, history
     <job id>/log.txt    the job process's stdout and stderr (the page shows its tail)
     <job id>/run/       the training run folder (config.json, log.csv, best.safetensors, resume.pt)
-    uploads/<id>/       the user's faces extracted from an uploaded zip (see fer_core.jobs.uploads)
+    uploads/<id>/       the user's faces for one job: an uploaded zip extracted (fer_core.jobs.uploads), or a
+                        snapshot of My faces (fer_core.jobs.my_faces), so a resumed job trains on the same faces
+    my_faces/<class>/   the faces saved from the Upload and Webcam pages (``FER_MY_FACES`` moves it)
 
 States: queued -> starting -> running -> finished | failed | cancelled. A job process is started with
 ``python -m fer_core.jobs run <job dir>`` in its own session (process group), so Cancel can end it and
 everything it started with one ``killpg``, and so it outlives the app: restarting the dashboard shows
 the job as it is. When a job ends, its process starts the next queued one, so the queue drains with no
 page open. A job recorded as running whose process is gone (killed, out of memory, machine restart) is
-marked failed with that reason by :meth:`JobRunner.refresh`, which every listing calls.
+marked failed with that reason by :meth:`JobRunner.refresh`, which every listing calls; refresh also
+starts the oldest queued job when nothing runs and no process holds ``runner.lock``, so a queue whose
+running job was killed with SIGKILL (which gave it no chance to start the next) still drains.
+:meth:`JobRunner.retry` queues a failed or cancelled job again; its process continues from the run's
+``resume.pt`` (written at every epoch boundary), so a killed job loses at most the epoch in progress.
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ ACTIVE = ("starting", "running")
 DONE = ("finished", "failed", "cancelled")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NAME_RULE = "use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
-DATA_CHOICES = ("fer2013", "fer2013_balanced", "zip")
+DATA_CHOICES = ("fer2013", "fer2013_balanced", "zip", "my_faces")
+OWN_FACES = ("zip", "my_faces")  # the user's labelled faces in class folders, part held out to compare
 _CHILDREN: dict[int, subprocess.Popen] = {}  # processes this process started, polled so none stays a zombie
 
 
@@ -67,10 +74,10 @@ class JobSpec:
     base: str = ""  # fine-tune: path of the base checkpoint (.safetensors), shipped or user-made
     model: str = ""  # sweep: architecture name; fine-tune: filled from the base checkpoint
     model_args: dict[str, Any] = field(default_factory=dict)
-    data: str = "fer2013"  # fer2013 | fer2013_balanced | zip
-    data_path: str = ""  # FER2013 folder or csv (default FER2013_DIR); "zip": the extracted class folders
+    data: str = "fer2013"  # fer2013 | fer2013_balanced | zip | my_faces
+    data_path: str = ""  # FER2013 folder or csv (default FER2013_DIR); zip, my_faces: the job's class folders
     per_class: int = 500  # fer2013_balanced: faces per class (fewer where a class has fewer)
-    holdout: float = 0.2  # zip: fraction of each class held out for the before/after comparison
+    holdout: float = 0.2  # zip, my_faces: fraction of each class held out for the before/after comparison
     epochs: int = 3
     lr: float = 1e-4
     batch_size: int = 64
@@ -81,12 +88,19 @@ class JobSpec:
     max_train_samples: int = 0  # sweep: train on a stratified subset of this size; 0: all
     threads: int = 0  # CPU threads for the job; 0: all cores
     register: bool = True  # add the result to the user models
+    options: dict[str, Any] = field(default_factory=dict)  # evaluation jobs' settings (fer_core.eval.background)
 
     def validate(self) -> None:
         """Raise :class:`JobError` for any setting outside what the page offers."""
         from ..data import PRESETS
+        from ..eval.background import EVAL_KINDS, validate_eval_spec
         from ..models import list_models
 
+        if self.kind in EVAL_KINDS:  # evaluation jobs (the Robustness page) train nothing: their own checks
+            problems = validate_eval_spec(self) + [f"name {self.name!r}: {NAME_RULE}"] * (not NAME_RE.match(self.name))
+            if problems:
+                raise JobError("; ".join(problems))
+            return
         problems = []
         if not NAME_RE.match(self.name):
             problems.append(f"name {self.name!r}: {NAME_RULE}")
@@ -95,24 +109,30 @@ class JobSpec:
         if self.kind == "finetune" and not Path(self.base).is_file():
             problems.append(f"base checkpoint {self.base!r} does not exist")
         fer_path = self.data_path or os.environ.get("FER2013_DIR", "")
-        if self.data != "zip" and not (fer_path and Path(fer_path).exists()):
+        if self.data not in OWN_FACES and not (fer_path and Path(fer_path).exists()):
             problems.append("no FER2013 data: set the FER2013 folder in the sidebar (or FER2013_DIR)")
         if self.data == "zip" and not Path(self.data_path).is_dir():
             problems.append("no extracted faces for data 'zip': upload a zip of class folders first")
+        if self.data == "my_faces" and not Path(self.data_path).is_dir():
+            problems.append("no snapshot of My faces for data 'my_faces': save faces on the Upload or Webcam page")
         if self.kind == "sweep" and self.model not in list_models():
             problems.append(f"model {self.model!r} is not in the zoo")
         if self.data not in DATA_CHOICES:
             problems.append(f"data {self.data!r}: one of {', '.join(DATA_CHOICES)}")
-        if not 1 <= self.epochs <= 20:
-            problems.append(f"epochs {self.epochs}: 1 to 20")
-        if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and 1e-6 <= self.lr <= 1.0):
+        if not _int_in(self.epochs, 1, 20):
+            problems.append(f"epochs {self.epochs!r}: a whole number from 1 to 20")
+        if not (_number(self.lr) and math.isfinite(self.lr) and 1e-6 <= self.lr <= 1.0):
             problems.append(f"learning rate {self.lr}: 1e-6 to 1")
-        if not 1 <= self.batch_size <= 1024:
-            problems.append(f"batch size {self.batch_size}: 1 to 1024")
-        if not 10 <= self.per_class <= 10_000:
-            problems.append(f"faces per class {self.per_class}: 10 to 10,000")
-        if not 0.05 <= self.holdout <= 0.5:
+        if not _int_in(self.batch_size, 1, 1024):
+            problems.append(f"batch size {self.batch_size!r}: a whole number from 1 to 1024")
+        if not _int_in(self.per_class, 10, 10_000):
+            problems.append(f"faces per class {self.per_class!r}: 10 to 10,000")
+        if not (_number(self.holdout) and 0.05 <= self.holdout <= 0.5):
             problems.append(f"held-out fraction {self.holdout}: 0.05 to 0.5")
+        if not _int_in(self.threads, 0, 1024):
+            problems.append(f"threads {self.threads!r}: 0 (every core) or more")
+        if not _int_in(self.max_train_samples, 0, 10**9):
+            problems.append(f"training samples {self.max_train_samples!r}: 0 (all) or more")
         if self.optimizer not in ("adamw", "adam", "sgd"):
             problems.append(f"optimizer {self.optimizer!r}: adamw, adam or sgd")
         if self.schedule not in ("cosine", "constant", "plateau", "onecycle"):
@@ -121,6 +141,15 @@ class JobSpec:
             problems.append(f"augmentation {self.augment!r}: one of {', '.join(PRESETS)}")
         if problems:
             raise JobError("; ".join(problems))
+
+
+def _number(v: object) -> bool:
+    """A real number, not a bool or a string (a spec read from JSON or a form may hold either)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _int_in(v: object, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 @dataclass
@@ -138,11 +167,23 @@ class Job:
     pid_start: str | None = None  # /proc start time of pid, so a recycled pid is not mistaken for it
     error: str | None = None
     result: dict[str, Any] | None = None
+    queued_at: float | None = None  # when it last joined the queue (a retried job queues behind the others)
+    retries: int = 0
     progress: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
         return self.folder / "run"
+
+    @property
+    def retryable(self) -> bool:
+        """Failed or cancelled: :meth:`JobRunner.retry` can queue it again."""
+        return self.state in ("failed", "cancelled")
+
+    @property
+    def resumable(self) -> bool:
+        """Retryable with at least one finished epoch saved: a retry continues from there."""
+        return self.retryable and (self.run_dir / "resume.pt").is_file()
 
     @property
     def fraction(self) -> float:
@@ -155,11 +196,13 @@ class Job:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left in training, from the pace so far (None before the first batch or when done)."""
+        """Seconds left in training, from the pace so far (None before the first batch or when done).
+        A resumed job counts its pace from where it resumed (``start_fraction``), not from zero."""
         start, f = self.progress.get("train_started"), self.fraction
-        if self.state not in ACTIVE or not start or f <= 0 or f >= 1:
+        f0 = self.progress.get("start_fraction", 0.0)
+        if self.state not in ACTIVE or not start or f <= f0 or f >= 1:
             return None
-        return (time.time() - start) * (1 - f) / f
+        return (time.time() - start) * (1 - f) / (f - f0)
 
     def log_tail(self, lines: int = 20) -> str:
         log = self.folder / "log.txt"
@@ -266,6 +309,14 @@ class JobRunner:
             shutil.rmtree(dest, ignore_errors=True)
             raise
 
+    def snapshot_my_faces(self, faces_root: str | Path | None = None) -> tuple[Path, Any]:
+        """Check My faces and copy them into ``uploads/<id>/`` for one job (``JobSpec(data="my_faces",
+        data_path=...)``); returns the folder and an :class:`~fer_core.jobs.uploads.UploadSummary`."""
+        from .my_faces import snapshot_faces
+
+        dest = self.root / "uploads" / uuid.uuid4().hex[:12]
+        return dest, snapshot_faces(dest, faces_root)
+
     def submit(self, spec: JobSpec, job_id: str | None = None) -> Job:
         """Queue a job (validated first) and start it if no other job runs; ``job.state`` says which."""
         spec.validate()
@@ -283,7 +334,8 @@ class JobRunner:
             if spec.register and name_taken(spec.name):
                 raise JobError(f"a shipped or user model is already named {spec.name!r}: choose another name")
             job_id = job_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{uuid.uuid4().hex[:4]}"
-            job = Job(id=job_id, folder=self.root / job_id, state="queued", spec=spec, created=time.time())
+            now = time.time()
+            job = Job(id=job_id, folder=self.root / job_id, state="queued", spec=spec, created=now, queued_at=now)
             job.folder.mkdir(parents=True)
             write_job(job)
         self.refresh()
@@ -304,24 +356,76 @@ class JobRunner:
         self.refresh()
         return self.get(job_id)
 
+    def retry(self, job_id: str) -> Job:
+        """Queue a failed or cancelled job again (behind the jobs already queued) and start it if nothing
+        runs. Its process continues from the run's ``resume.pt`` when one was saved (see
+        :attr:`Job.resumable`): weights, optimizer, schedule and random state as they were at the last
+        finished epoch, so at most the epoch in progress is lost."""
+        with self.locked():
+            job = self.get(job_id)
+            if not job.retryable:
+                raise JobError(f"{job.spec.name} is {job.state}: only a failed or cancelled job can be retried")
+            try:
+                job.spec.validate()  # its base model or data may have been deleted since
+            except JobError as exc:
+                raise JobError(f"{job.spec.name} cannot be retried: {exc}") from None
+            others = {j.spec.name for j in self._all() if j.id != job.id and j.state not in ("failed", "cancelled")}
+            if job.spec.register and job.spec.name in others:
+                raise JobError(f"a job named {job.spec.name!r} was launched since: launch this one under another name")
+            job.state, job.queued_at, job.retries = "queued", time.time(), job.retries + 1
+            job.pid = job.pid_start = job.ended = job.error = job.result = None
+            write_job(job)
+        self.refresh()
+        return self.get(job_id)
+
     def refresh(self) -> None:
         """Recover and advance: jobs whose process is gone are marked failed (with the log's last
-        line), then the oldest queued job starts if nothing runs."""
+        line), then the oldest queued job starts if nothing runs and no job process holds ``runner.lock``."""
         with self.locked():
             jobs = self._all()
-            for job in jobs:
-                if job.state in ACTIVE and not process_alive(job.pid, job.pid_start):
-                    last = job.log_tail(1)
-                    job.state, job.ended = "failed", time.time()
-                    job.error = "the job's process ended without reporting a result (killed, out of memory or " + (
-                        f"the machine restarted); last log line: {last}" if last else "the machine restarted)"
-                    )
-                    write_job(job)
+            dead = [j for j in jobs if j.state in ACTIVE and not process_alive(j.pid, j.pid_start)]
+            for job in dead:
+                self._mark_dead(job)
             if any(j.state in ACTIVE for j in jobs):
                 return
-            queued = [j for j in jobs if j.state == "queued"]
-            if queued:
+            queued = sorted((j for j in jobs if j.state == "queued"), key=lambda j: (j.queued_at or j.created, j.id))
+            # a process killed with SIGKILL shows as gone (its main thread a zombie) a moment before its
+            # other threads have exited and the kernel has dropped its lock: give it that moment
+            if queued and self._runner_lock_free(wait_s=3.0 if dead else 0.0):
                 self._start(queued[0])
+
+    def _mark_dead(self, job: Job) -> None:
+        """A job whose process vanished: failed, with the reason, the log's last line and what to do."""
+        last = job.log_tail(1)
+        job.state, job.ended = "failed", time.time()
+        job.error = "the job's process ended without reporting a result (killed, out of memory or " + (
+            f"the machine restarted); last log line: {last}" if last else "the machine restarted)"
+        )
+        if job.resumable:
+            job.error += "; Resume continues from the last finished epoch"
+        write_job(job)
+        from ..zoo import user_models_root
+        from .user_models import STAGING
+
+        # a model it was registering when it died: never in the zoo (staged apart), removed here
+        shutil.rmtree(user_models_root() / STAGING / f"{job.spec.name}-{job.pid}", ignore_errors=True)
+
+    def _runner_lock_free(self, wait_s: float = 0.0) -> bool:
+        """No job process holds ``runner.lock`` (polled for up to ``wait_s``). The kernel drops the lock
+        with its holder, so a job killed with SIGKILL never blocks the queue, while one still cleaning
+        up after a cancel (its job.json already says cancelled) is not joined by a second training process."""
+        deadline = time.time() + wait_s
+        with open(self.root / "runner.lock", "a") as f:
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if time.time() >= deadline:
+                        return False
+                    time.sleep(0.05)
+                    continue
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return True
 
     def _start(self, job: Job) -> None:
         """Launch the job's process (state lock held): its own session, output to log.txt."""

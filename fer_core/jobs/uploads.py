@@ -41,6 +41,35 @@ class UploadSummary:
         return out
 
 
+def check_class_counts(
+    counts: dict[str, int],
+    min_per_class: int = MIN_PER_CLASS,
+    noun: str = "images",
+    fix: str = "leave a class out entirely if you have none",
+    empty: str = "no images",
+) -> None:
+    """Raise :class:`UploadError` unless the labelled faces can be fine-tuned on and compared.
+
+    Each class present needs ``min_per_class`` faces (one or more held out, a few to train on), and at
+    least two classes must be present: trained on one expression alone, a model learns to answer it for
+    every face and scores 100% on a held-out part that holds nothing else."""
+    present = {c: n for c, n in counts.items() if n > 0}
+    if not present:
+        raise UploadError(empty)
+    few = {c: n for c, n in present.items() if n < min_per_class}
+    if few:
+        raise UploadError(
+            f"too few {noun} in {', '.join(f'{c} ({n})' for c, n in sorted(few.items()))}: "
+            f"at least {min_per_class} per class ({fix})"
+        )
+    if len(present) < 2:
+        (only,) = present
+        raise UploadError(
+            f"{noun} of one expression only ({only}): fine-tuning needs at least two, or the model learns to "
+            f"answer {only} for every face"
+        )
+
+
 def extract_faces_zip(
     source: str | Path | bytes,
     dest: str | Path,
@@ -53,7 +82,7 @@ def extract_faces_zip(
     Accepts ``<class>/<image>`` or one wrapping folder ``<top>/<class>/<image>``; class folder names
     go through the same aliases as :func:`fer_core.data.load_class_folders` (anger -> angry ...).
     Raises :class:`UploadError` for: not a zip, unsafe entries (absolute, ``..``, symlinks), too big,
-    no images, no class we know, or a class with fewer than ``min_per_class`` images.
+    no images, no class we know, a class with fewer than ``min_per_class`` images, or one class only.
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
@@ -105,17 +134,13 @@ def extract_faces_zip(
                 "no usable images: the zip needs one folder per expression (angry, disgust, fear, happy, sad, "
                 f"surprise, neutral) holding image files{unknown}"
             )
-        few = {c: n for c, n in summary.counts.items() if n < min_per_class}
-        if few:
-            raise UploadError(
-                f"too few images in {', '.join(f'{c} ({n})' for c, n in sorted(few.items()))}: "
-                f"at least {min_per_class} per class (leave a class out entirely if you have none)"
-            )
+        check_class_counts(summary.counts, min_per_class)
         dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True, mode=0o700)  # the user's faces: readable by this user only
         written = 0
         for info, cls, fname in plan:
             target = dest / cls / fname
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(exist_ok=True, mode=0o700)
             with zf.open(info) as src, open(target, "wb") as out:
                 while chunk := src.read(1 << 20):
                     written += len(chunk)

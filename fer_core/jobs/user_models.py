@@ -37,6 +37,23 @@ def free_name(name: str, root: Path | None = None) -> str:
     return out
 
 
+def published_by(job_id: str, root: Path | None = None) -> str | None:
+    """The user model a job already published, if any: a job killed between publishing its model and
+    recording that, then resumed, must not publish a second copy under ``<name>-2``."""
+    from ..checkpoint import CheckpointError, read_meta
+
+    root = Path(root) if root is not None else user_models_root()
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        weights = folder / "model.safetensors"
+        if folder.name != STAGING and weights.is_file():
+            try:
+                if read_meta(weights).get("job") == job_id:
+                    return folder.name
+            except (CheckpointError, OSError):
+                continue  # a broken user model is the zoo's to report
+    return None
+
+
 def staging_dir(name: str, root: Path | None = None) -> Path:
     root = Path(root) if root is not None else user_models_root()
     d = root / STAGING / f"{_checked(name)}-{os.getpid()}"
