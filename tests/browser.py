@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,6 +34,15 @@ def browser_available() -> bool:
     except ImportError:
         return False
     return Path(CHROMIUM).exists() or shutil.which("chromium") is not None
+
+
+def require_browser(module: bool = True) -> None:
+    """Skip (the whole test module, or one test) without Chromium or Playwright; in CI that is an error."""
+    if browser_available():
+        return
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Chromium and Playwright: run scripts/setup_tests.sh")
+    pytest.skip("Chromium or Playwright missing (scripts/setup_tests.sh installs them)", allow_module_level=module)
 
 
 def free_port() -> int:

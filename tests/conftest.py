@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,29 @@ def zoo_root(tmp_path_factory, mini_splits) -> Path:
     (root / "pickled").mkdir()
     (root / "pickled" / "model.pt").write_bytes(pickle.dumps({"a": 1}))
     return root
+
+
+@contextmanager
+def isolated_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, checkpoints: Path) -> Iterator[dict[str, str]]:
+    """Point the app at ``checkpoints`` and at fresh job, user-model and run folders, without FER2013.
+
+    On leaving, jobs a test left running are cancelled, so no worker process outlives its test.
+    """
+    from fer_core.jobs import JobRunner
+
+    paths = {
+        "FER_CHECKPOINTS": str(checkpoints),
+        "FER_JOBS_DIR": str(tmp_path / "jobs"),
+        "FER_USER_MODELS": str(tmp_path / "user_models"),
+        "FER_RUNS_DIR": str(tmp_path / "runs"),
+        "OMP_NUM_THREADS": "1",
+    }
+    for k, v in paths.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("FER2013_DIR", raising=False)
+    monkeypatch.delenv("FER_JOBS_SLOW_BATCH_S", raising=False)
+    yield paths
+    runner = JobRunner(paths["FER_JOBS_DIR"])
+    for job in runner.list():
+        if job.state in ("queued", "starting", "running"):
+            runner.cancel(job.id, grace_s=3)

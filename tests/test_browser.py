@@ -4,18 +4,14 @@ the ensemble builder. Screenshots go to ``screenshots/`` (ignored by git) for a 
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
 
-from browser import ROOT, browser_available, launch, running_app, wait_for_app
+from browser import ROOT, launch, require_browser, running_app, wait_for_app
 from conftest import MINI_FOLDER
 
-if not browser_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Chromium and Playwright: run scripts/setup_tests.sh")
-    pytest.skip("Chromium or Playwright missing (scripts/setup_tests.sh installs them)", allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 

@@ -4,19 +4,15 @@ face with its crop, label and probability bars, and the CSV button. Screenshots 
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from browser import ROOT, browser_available, launch, running_app, wait_for_app
+from browser import ROOT, launch, require_browser, running_app, wait_for_app
 
-if not browser_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Chromium and Playwright: run scripts/setup_tests.sh")
-    pytest.skip("Chromium or Playwright missing (scripts/setup_tests.sh installs them)", allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 

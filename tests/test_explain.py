@@ -172,10 +172,9 @@ def test_explain_page_in_apptest(app_env):
 
 def test_explain_page_in_chromium(zoo_root, tmp_path):
     from browser import ROOT as ROOT_
-    from browser import browser_available, launch, running_app, wait_for_app
+    from browser import launch, require_browser, running_app, wait_for_app
 
-    if not browser_available():
-        pytest.skip("Chromium or Playwright missing")
+    require_browser(module=False)
     from playwright.sync_api import sync_playwright
 
     env = {"FER_CHECKPOINTS": str(zoo_root), "FER2013_DIR": str(MINI_FOLDER), "FER_RUNS_DIR": str(tmp_path)}

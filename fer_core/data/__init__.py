@@ -4,10 +4,12 @@ from .augment import PRESETS, AugmentConfig, augment_batch, eval_views, mixup, n
 from .faceset import CLASSES, IMAGE_SIZE, DataError, FaceSet, LoadSummary
 from .loaders import (
     SPLITS,
+    list_class_folders,
     load_class_folders,
     load_fer2013,
     load_fer2013_csv,
     load_fer2013_folders,
+    load_notes,
     resolve_data_dir,
 )
 
@@ -22,10 +24,12 @@ __all__ = [
     "LoadSummary",
     "augment_batch",
     "eval_views",
+    "list_class_folders",
     "load_class_folders",
     "load_fer2013",
     "load_fer2013_csv",
     "load_fer2013_folders",
+    "load_notes",
     "mixup",
     "normalize",
     "resolve_data_dir",

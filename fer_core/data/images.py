@@ -6,6 +6,7 @@ count it, and raises ``ValueError`` with the reason when the file is not a usabl
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from PIL import Image, ImageOps
 from .faceset import IMAGE_SIZE
 
 MAX_PIXELS = 40_000_000  # a 6k x 6k photo is fine; a decompression bomb is not.
+# The formats we read, by content (Pillow sniffs magic bytes, whatever the file is called). Pillow knows 40
+# more, each a parser of untrusted bytes, and opening EPS runs Ghostscript: a photo app needs none of them.
+FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "PPM")  # JPEG includes phones' multi-picture (MPO) files
 
 
 def to_gray_array(img: Image.Image, size: int | None = IMAGE_SIZE) -> tuple[np.ndarray, bool, bool]:
@@ -41,18 +45,20 @@ def to_gray_array(img: Image.Image, size: int | None = IMAGE_SIZE) -> tuple[np.n
 
 
 def open_image(path_or_file: str | Path | object) -> Image.Image:
-    """Open and fully decode an image, raising ``ValueError`` with a readable reason."""
+    """Open and fully decode an image of one of ``FORMATS``, raising ``ValueError`` with a readable reason."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path_or_file)
+            img = Image.open(path_or_file, formats=FORMATS)
             if img.width * img.height > MAX_PIXELS:
                 raise ValueError(f"image too large ({img.width}x{img.height} pixels)")
             img.load()
     except ValueError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError("image too large (possible decompression bomb)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow refused it before we saw its size
+        size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ValueError(f"image too large ({size}, limit {MAX_PIXELS:,}): possibly a decompression bomb") from None
     except Exception as exc:  # PIL raises many types for broken files (OSError, SyntaxError, ...)
         raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     return img

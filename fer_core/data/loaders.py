@@ -129,6 +129,14 @@ def load_class_folders(root: str | os.PathLike) -> FaceSet:
     return _faceset_from_files(items, root, summary, f"class folders in {root}")
 
 
+def list_class_folders(root: str | os.PathLike) -> tuple[list[tuple[Path, int]], LoadSummary]:
+    """``(file, label)`` for every image of a ``root/<class>/<image>`` tree, with the same class aliases
+    and skipping as :func:`load_class_folders`, without decoding anything: for callers that decode
+    differently (finding the face in a photo first, ``fer_core.eval.crossdata``)."""
+    summary = LoadSummary()
+    return _list_class_folders(Path(root).resolve(), summary), summary
+
+
 def load_fer2013_folders(root: str | os.PathLike) -> dict[str, FaceSet]:
     """FER2013 in the Kaggle layout, split into Training / PublicTest / PrivateTest."""
     root = Path(root).resolve()
@@ -144,17 +152,36 @@ def load_fer2013_folders(root: str | os.PathLike) -> dict[str, FaceSet]:
 
 
 def load_fer2013_csv(path: str | os.PathLike) -> dict[str, FaceSet]:
-    """FER2013 from the original csv. Malformed rows are skipped and reported by row number."""
+    """FER2013 from the original csv. Malformed rows are skipped and reported by row number.
+
+    Bytes that are not UTF-8 (a file saved in another encoding, or not a csv at all) are replaced
+    rather than fatal, so they only spoil the rows they are in; a spreadsheet's byte-order mark is
+    ignored; a row the csv module cannot parse (an overlong field) is skipped like any malformed row.
+    """
     path = Path(path)
     summary = LoadSummary()
     rows: dict[str, list[tuple[np.ndarray, int, str]]] = {s: [] for s in SPLITS}
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.DictReader(f)
-        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or [])
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise DataError(f"{path}: not a readable csv file ({exc})") from None
+        missing = {"emotion", "pixels", "Usage"} - set(fieldnames or [])
         if missing:
-            raise DataError(f"{path}: missing column(s) {sorted(missing)}; found {reader.fieldnames}")
-        for row_number, row in enumerate(reader, start=2):  # row 1 is the header
+            shown = fieldnames if fieldnames is None or len(str(fieldnames)) < 200 else f"{str(fieldnames)[:200]} ..."
+            raise DataError(f"{path}: missing column(s) {sorted(missing)}; found {shown}")
+        row_number = 1  # row 1 is the header
+        while True:
+            row_number += 1
             where = f"{path} row {row_number}"
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                summary.bad_files.append(f"{where}: {str(exc)[:200]}")
+                continue
             try:
                 label = int(row["emotion"])
                 if not 0 <= label < len(CLASSES):
@@ -165,7 +192,7 @@ def load_fer2013_csv(path: str | os.PathLike) -> dict[str, FaceSet]:
                 if row["Usage"] not in rows:
                     raise ValueError(f"Usage '{row['Usage']}' is not one of {SPLITS}")
             except (ValueError, TypeError, AttributeError) as exc:
-                summary.bad_files.append(f"{where}: {exc}")
+                summary.bad_files.append(f"{where}: {str(exc)[:200]}")  # int('<100 kB of junk>') quotes it all
                 continue
             image = pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
             rows[row["Usage"]].append((image, label, f"row{row_number}"))
@@ -177,6 +204,23 @@ def load_fer2013_csv(path: str | os.PathLike) -> dict[str, FaceSet]:
         labels = torch.tensor([y for _, y, _ in items], dtype=torch.long)
         out[split] = FaceSet(images, labels, [n for _, _, n in items], summary=summary)
     return out
+
+
+def load_notes(splits: dict[str, FaceSet]) -> list[str]:
+    """What a user should be told about loaded splits: what the loaders converted or skipped (stray
+    files, unreadable images, malformed csv rows, unknown classes), and every class a split has no faces
+    of, which a model cannot learn from Training nor be scored on in a test split."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    for faces in splits.values():  # the splits of one load share their summary: say it once
+        if faces.summary is not None and id(faces.summary) not in seen:
+            seen.add(id(faces.summary))
+            lines += faces.summary.lines()
+    for split, faces in splits.items():
+        empty = [c for c, n in zip(faces.classes, faces.class_counts(), strict=True) if n == 0]
+        if empty:
+            lines.append(f"{split} has no {', '.join(empty)} faces")
+    return lines
 
 
 def load_fer2013(path: str | os.PathLike | None = None) -> dict[str, FaceSet]:

@@ -10,6 +10,7 @@ centre view with its own normalisation (``fer_core.eval.predict_probs``), exactl
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,9 @@ class LoadedImage:
 def read_image(image: Any, source: str | None = None) -> LoadedImage:
     """Decode a path, bytes, file object, PIL image or array (H, W[, 3|4]) into a :class:`LoadedImage`.
 
-    Raises ``ValueError`` with a reason a user can act on: empty file, not an image, truncated,
-    larger than ``MAX_PIXELS`` (decompression bombs). An animated image gives its first frame, said
-    in ``notes``.
+    Raises ``ValueError`` with a reason a user can act on: empty file, not an image (or a format we do
+    not parse, ``fer_core.data.images.FORMATS``), truncated or damaged, larger than ``MAX_PIXELS``
+    (decompression bombs), no pixels. An animated image gives its first frame, said in ``notes``.
     """
     notes: list[str] = []
     if isinstance(image, np.ndarray):
@@ -69,16 +70,26 @@ def read_image(image: Any, source: str | None = None) -> LoadedImage:
             img = open_image(data)
         except ValueError as exc:
             if "UnidentifiedImageError" in str(exc):  # PIL's message names a BytesIO object: say it plainly
-                raise ValueError("not an image (the file's format is not one Pillow can read)") from None
+                raise ValueError("not an image (expected JPEG, PNG, GIF, WebP, BMP or TIFF)") from None
             raise
-    frames = getattr(img, "n_frames", 1)
-    if getattr(img, "is_animated", False) and frames > 1:
-        img.seek(0)
-        notes.append(f"animated image with {frames} frames: analysed the first frame only")
     if img.width * img.height > MAX_PIXELS:
         raise ValueError(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS:,})")
-    gray, _, _ = to_gray_array(img, size=None)
-    return LoadedImage(gray, _display_rgb(img, gray), notes, source or "image")
+    if img.width == 0 or img.height == 0:
+        raise ValueError(f"image has no pixels ({img.width}x{img.height})")
+    try:
+        # Pillow reads lazily: counting frames, seeking and EXIF orientation parse more of the file, and a
+        # damaged file fails there with whatever its plugin raises (KeyError, struct.error, SyntaxError ...)
+        frames = getattr(img, "n_frames", 1)
+        if getattr(img, "is_animated", False) and frames > 1:
+            img.seek(0)
+            notes.append(f"animated image with {frames} frames: analysed the first frame only")
+        gray, _, _ = to_gray_array(img, size=None)
+        rgb = _display_rgb(img, gray)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is "not a readable image" to the user
+        raise ValueError(f"not a readable image ({type(exc).__name__}: {exc})") from None
+    return LoadedImage(gray, rgb, notes, source or "image")
 
 
 def _from_array(a: np.ndarray) -> Image.Image:
@@ -125,15 +136,24 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], margin: float = 
 
     Parts of the square outside the photo repeat its edge pixels (a face at the border keeps its
     size and position in the crop instead of being stretched); the resize is
-    :func:`to_gray_array`'s, the one that brings non-48x48 training images to 48x48.
+    :func:`to_gray_array`'s, the one that brings non-48x48 training images to 48x48. An empty photo, a
+    margin that is not finite, or a square over 3 times the photo's size (held in memory: a box of
+    10^7 px asked for 20 GB) raise ``ValueError``.
     """
-    left, top, side = square_box(box, margin)
     h, w = gray.shape
-    pad = max(0, -left, -top, left + side - w, top + side - h)
-    if pad:
-        gray = np.pad(gray, pad, mode="edge")
-        left, top = left + pad, top + pad
-    square = np.ascontiguousarray(gray[top : top + side, left : left + side])
+    if h == 0 or w == 0:
+        raise ValueError(f"no pixels to crop a face from ({w}x{h} image)")
+    if not math.isfinite(margin):
+        raise ValueError(f"crop margin must be a finite number, not {margin}")
+    left, top, side = square_box(box, margin)
+    if side > 3 * max(h, w):  # the square is held in memory: a box from nowhere must not take it all
+        raise ValueError(f"face box {tuple(box)} (margin {margin}) is over 3 times the size of the {w}x{h} photo")
+    if left >= 0 and top >= 0 and left + side <= w and top + side <= h:
+        square = np.ascontiguousarray(gray[top : top + side, left : left + side])
+    else:  # clipped indices repeat the edge pixels (np.pad's "edge" mode) without copying the whole photo
+        rows = np.clip(np.arange(top, top + side), 0, h - 1)
+        cols = np.clip(np.arange(left, left + side), 0, w - 1)
+        square = gray[np.ix_(rows, cols)]
     face, _, _ = to_gray_array(Image.fromarray(square), size=IMAGE_SIZE)
     return face
 

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..data.images import MAX_PIXELS
+
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v")
 
 
@@ -61,7 +63,9 @@ def iter_frames(
     """``(frame index, time in s, RGB frame)`` for every ``every``-th frame, at most ``max_frames`` of them.
 
     A file that stops decoding part-way (truncated download) ends the iteration there rather than
-    failing, so the frames before the damage are still analysed.
+    failing, so the frames before the damage are still analysed. Frames larger than photos may be
+    (``MAX_PIXELS``) are refused with ``ValueError``, whatever the header said: a few MB of video can
+    otherwise ask for gigabytes per decoded frame.
     """
     import av
 
@@ -69,11 +73,13 @@ def iter_frames(
         raise ValueError(f"every must be >= 1, not {every}")
     with _open(path) as container:
         stream = container.streams.video[0]
+        _check_frame_size(stream.codec_context.width, stream.codec_context.height)
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         handed = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                _check_frame_size(frame.width, frame.height)
                 if index % every:
                     continue
                 t = float(frame.time) if frame.time is not None else index / fps
@@ -84,6 +90,11 @@ def iter_frames(
         except av.error.FFmpegError:
             if handed == 0:
                 raise ValueError("not a readable video (no frame could be decoded)") from None
+
+
+def _check_frame_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"video frames too large ({width}x{height} pixels, limit {MAX_PIXELS:,})")
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, codec: str | None = None) -> Path:
