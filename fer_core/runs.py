@@ -46,10 +46,21 @@ def list_runs(*roots: str | Path) -> list[RunInfo]:
         for log in sorted(root.rglob("log.csv")):
             folder = log.parent
             source = "run" if (folder / "config.json").is_file() else "shipped"
-            info = _read(folder, source, folder.relative_to(root).as_posix())
+            info = _read(folder, source, _run_name(folder, root))
             if info is not None:
                 out.append(info)
     return out
+
+
+def _run_name(folder: Path, root: Path) -> str:
+    """A run's path below its root; a background job's run (``<job id>/run``) by the job's name instead."""
+    job_file = folder.parent / "job.json"
+    if folder.name == "run" and job_file.is_file():
+        try:
+            return f"{json.loads(job_file.read_text())['spec']['name']} (job {folder.parent.name[:15]})"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return folder.relative_to(root).as_posix()
 
 
 def runs_table(runs: list[RunInfo]) -> pd.DataFrame:

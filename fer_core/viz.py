@@ -11,6 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+# horizontal legends sit above the plot, right-aligned: below it they cover the x-axis title
+LEGEND_ABOVE = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
 
 
@@ -86,7 +89,7 @@ def per_class_bars(per_model: dict[str, dict], metric: str = "f1") -> go.Figure:
         yaxis_range=[0, 1],
         height=340,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h"},
+        legend=LEGEND_ABOVE,
     )
     return fig
 
@@ -100,7 +103,7 @@ def class_count_bars(counts: dict[str, list[int]], classes: list[str] | tuple[st
         yaxis_title="faces",
         height=360,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        legend={"orientation": "h"},
+        legend=LEGEND_ABOVE,
     )
     return fig
 
@@ -154,6 +157,8 @@ def accuracy_latency_scatter(
         xaxis_title=f"{latency} (log)",
         yaxis_title=acc,
         xaxis_type="log",
+        # plain 1-2-5 ticks: a short log range otherwise gets minor labels ("5 6 7") that read as whole ms
+        xaxis={"tickvals": [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500]},
         height=380,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
@@ -172,13 +177,15 @@ def learning_curves(logs: dict[str, pd.DataFrame], column: str, title: str = "")
                 line={"color": PALETTE[i % len(PALETTE)]},
                 marker={"size": 4},
             )
+    # the title on top, the legend (about two runs a row in a half-width column) between it and the plot
+    rows = -(-len(fig.data) // 2)
     fig.update_layout(
-        title=title,
+        title={"text": title, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}},
         xaxis_title="epoch",
         yaxis_title=column,
-        height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h"},
+        height=300 + 22 * rows,
+        margin={"l": 10, "r": 10, "t": 36 + 22 * rows, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
     )
     return fig
 
@@ -217,7 +224,7 @@ def job_curves(steps: list[dict], history: list[dict]) -> go.Figure:
             )
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend=LEGEND_ABOVE)
     return fig
 
 
@@ -263,7 +270,7 @@ def settings_parallel_coordinates(table: pd.DataFrame, settings: list[str], metr
     fig = go.Figure(
         go.Parcoords(line={"color": table[metric], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
     )
-    fig.update_layout(height=360, margin={"l": 60, "r": 40, "t": 50, "b": 20})
+    fig.update_layout(height=360, margin={"l": 90, "r": 40, "t": 50, "b": 20})
     return fig
 
 
@@ -293,9 +300,10 @@ def reliability_diagram(before: dict, after: dict | None = None, title: str = ""
         title=title,
         xaxis={"title": "confidence", "range": [0, 1]},
         yaxis={"title": "accuracy", "range": [0, 1]},
-        height=340,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40 + 18 * title.count("<br>"), "b": 70},
+        # below the x-axis title: three entries wrap in a narrow column and would cover a title above
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
         barmode="overlay",
     )
     return fig
@@ -329,7 +337,7 @@ def severity_curves(reports: dict[str, dict], corruptions: list[str] | None = No
             )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     fig.update_xaxes(tickvals=[0, 1, 2, 3, 4, 5])
-    fig.update_layout(height=260 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    fig.update_layout(height=260 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend=LEGEND_ABOVE)
     return fig
 
 

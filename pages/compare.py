@@ -49,7 +49,7 @@ def gallery(indices: np.ndarray, title: str, key: str) -> None:
     for i in shown:
         lines = [f"true {CLASSES[preds[0].labels[i]]}"]
         for p in preds:
-            lines.append(p.model[:10] + ": " + ", ".join(f"{c} {v:.0%}" for c, v in top_k(p.probs[i], CLASSES)))
+            lines.append(p.model + ": " + ", ".join(f"{c} {v:.0%}" for c, v in top_k(p.probs[i], CLASSES)))
         captions.append(" | ".join(lines))
     st.image([upscale(fs.images[face_index[i]].numpy()) for i in shown], caption=captions, width=110)
     c1, c2 = st.columns([3, 1])

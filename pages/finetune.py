@@ -55,6 +55,7 @@ DATA = {
 }
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 FACES_SHOWN = 24  # per expression in "Manage my faces"; the counts cover all of them
+SMALL_COMPARISON = 50  # held-out faces below which the before/after accuracy gets a warning
 
 st.title("Fine-tune")
 runner = JobRunner()
@@ -222,8 +223,10 @@ def user_models_panel() -> None:
         st.caption("Models made here appear in the zoo and on every page; none yet.")
     for e in users:
         c1, c2, c3, c4 = st.columns([3, 3, 1, 1])
-        acc = ((e.meta or {}).get("comparison") or {}).get("after", {}).get("accuracy")
-        c1.write(f"**{e.name}** ({(e.meta or {}).get('model', '?')}" + (f", {100 * acc:.1f}%)" if acc else ")"))
+        after = ((e.meta or {}).get("comparison") or {}).get("after") or {}
+        acc, n = after.get("accuracy"), after.get("n")
+        score = f", {100 * acc:.1f}%" + (f" on {n:,} held-out faces" if n else "") if acc is not None else ""
+        c1.write(f"**{e.name}** ({(e.meta or {}).get('model', '?')}{score})")
         c2.text_input("New name", value=e.name, key=f"rn_{e.name}", label_visibility="collapsed")
         c3.button("Rename", key=f"rename_{e.name}", on_click=rename, args=(e.name,))
         c4.button("Delete", key=f"delete_{e.name}", on_click=delete, args=(e.name,))
@@ -240,7 +243,14 @@ with tab_ft:
         c1, c2 = st.columns(2)
         c1.selectbox("Base checkpoint", list(zoo_by_label), key="ft_base")
         c2.text_input("Name of the new model", value="my-finetune", key="ft_name")
-        data = st.radio("Data", list(DATA), format_func=DATA.get, key="ft_data", horizontal=True)
+        data = st.radio(
+            "Data",
+            list(DATA),
+            format_func=DATA.get,
+            key="ft_data",
+            horizontal=True,
+            on_change=lambda: st.session_state.pop("ft_message", None),  # a launch error about the old choice
+        )
         if data == "fer2013_balanced":
             st.number_input("Faces per class", 10, 10_000, 500, step=50, key="ft_per_class")
         if data == "zip":
@@ -357,8 +367,15 @@ def jobs_panel() -> None:
 def compare(job: Job) -> None:
     r = job.result or {}
     st.subheader(f"Before / after: {job.spec.name}")
-    st.caption(f"On {r['eval_split']}; the new model is in the zoo as **{r.get('model', '-')}**.")
     before, after = r["before"], r["after"]
+    n = after.get("n", 0)
+    st.caption(f"On {r['eval_split']} ({n:,} faces); the new model is in the zoo as **{r.get('model', '-')}**.")
+    if 0 < n < SMALL_COMPARISON:
+        st.warning(
+            f"Only {n} faces were held out: one face moves the accuracy by {100 / n:.0f} points, so this "
+            "comparison says little. Add more faces of each expression for a meaningful one.",
+            icon=":material/info:",
+        )
     c1, c2 = st.columns(2)
     c1.metric("Base model accuracy", f"{100 * before['accuracy']:.1f}%")
     gain = f"{100 * (after['accuracy'] - before['accuracy']):+.1f} points"

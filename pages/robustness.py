@@ -177,9 +177,14 @@ else:
                 f"fitted on PublicTest (T = {cal['temperature']:.2f}, PublicTest NLL {cal['fit']['nll_before']:.3f} -> "
                 f"{cal['fit']['nll_after']:.3f}) does not improve it there."
             )
+        if stored_temperature(zoo[name].meta) is None:
+            st.caption(
+                f"{name}: this T is not stored in its checkpoint yet, so *Calibrated probabilities* shows its "
+                "probabilities as they are (computing its report here stores it)."
+            )
     for col, (name, r) in zip(st.columns(len(shown)), shown.items(), strict=True):
         cal = r["calibration"]
-        title = f"{name}: ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f} (T = {cal['temperature']:.2f})"
+        title = f"{name}<br>ECE {cal['before']['ece']:.3f} -> {cal['after']['ece']:.3f} (T = {cal['temperature']:.2f})"
         col.plotly_chart(
             reliability_diagram(cal["before"]["bins"], cal["after"]["bins"], title), key=f"rb_reliability_{name}"
         )

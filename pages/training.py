@@ -32,6 +32,12 @@ st.plotly_chart(learning_curves(logs, "lr", "Learning rate"), key="lr")
 
 st.subheader("Run configurations, best PublicTest accuracy first")
 st.dataframe(runs_table([r for r in runs if r.name in chosen]), hide_index=True, key="runs_table")
+st.caption(
+    "Accuracies here are the training loop's own end-of-epoch check of its float32 weights; the Model zoo "
+    "evaluates the shipped weights (stored in fp16 where that keeps PrivateTest accuracy within 0.1 points), so "
+    "the two can differ by a face or two. "
+    "A learning-rate curve that jumps marks a run resumed with a different plan (e.g. fewer epochs)."
+)
 
 st.subheader("Optimizers x schedules (the VGGNet paper's tuning study, from real runs)")
 models = sorted({r.config.get("model") for r in runs if r.config.get("model")})

@@ -4,7 +4,7 @@ import streamlit as st
 
 from fer_core.models import list_models, model_entry
 from fer_core.viz import accuracy_latency_scatter
-from fer_core.zoo import zoo_table
+from fer_core.zoo import ZOO_COLUMNS, zoo_table
 from pages._common import get_zoo, in_app_frame
 
 in_app_frame()
@@ -18,6 +18,8 @@ st.markdown(
 
 entries = get_zoo()
 table = zoo_table(entries)
+# the columns that fit the page; the rest (size, training time, recipe, published figure) one click away
+MAIN_COLUMNS = [c for c in ZOO_COLUMNS if c not in ("size (MB)", "best epoch", "train hours", "published")]
 st.subheader("Shipped checkpoints")
 if table.empty:
     st.info("No checkpoints in checkpoints/ yet. Train some with `python scripts/train_all.py --ship checkpoints`.")
@@ -25,7 +27,16 @@ else:
     for _, row in table[table["status"] != "ok"].iterrows():
         st.warning(f"{row['model']}: {row['status']}", icon=":material/error:")
     ok = table[table["status"] == "ok"].drop(columns=["status"])
-    st.dataframe(ok, hide_index=True, key="zoo_table")
+    for origin, title in (("shipped", None), ("user", "Your fine-tuned models")):
+        rows = ok[ok["origin"] == origin]
+        if rows.empty:
+            continue
+        if title:
+            st.markdown(f"**{title}** (made on the Fine-tune page; manage them there)")
+        shown = [c for c in MAIN_COLUMNS if c in rows and rows[c].notna().any()]
+        st.dataframe(rows[shown], hide_index=True, key=f"zoo_table_{origin}")
+        with st.expander("All columns: size, best epoch, training time and hardware, recipe, published figure"):
+            st.dataframe(rows.drop(columns=["origin"]).dropna(axis=1, how="all"), hide_index=True)
     if ok["CPU ms/face"].notna().any():
         st.plotly_chart(accuracy_latency_scatter(ok), key="acc_latency")
     else:
@@ -39,6 +50,6 @@ for name in list_models():
 
 st.subheader("Where to next")
 c1, c2, c3 = st.columns(3)
-c1.page_link("pages/dataset.py", label="Dataset: class balance, sample and mean faces", icon=":material/photo_library:")
-c2.page_link("pages/compare.py", label="Compare models: confusion matrices, ensembles", icon=":material/compare:")
-c3.page_link("pages/training.py", label="Training runs: learning curves, recipes", icon=":material/show_chart:")
+c1.page_link("pages/dataset.py", label="Dataset explorer", icon=":material/photo_library:")
+c2.page_link("pages/compare.py", label="Compare models", icon=":material/compare:")
+c3.page_link("pages/training.py", label="Training runs", icon=":material/show_chart:")

@@ -3,6 +3,8 @@ dataset, with good and broken checkpoints; the expected widgets and figures are 
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,6 +17,7 @@ PAGES = ["pages/zoo.py", "pages/dataset.py", "pages/compare.py", "pages/robustne
 def app_env(monkeypatch, zoo_root, tmp_path):
     monkeypatch.setenv("FER_CHECKPOINTS", str(zoo_root))
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FER_USER_MODELS", str(tmp_path / "user_models"))
     monkeypatch.delenv("FER2013_DIR", raising=False)
 
 
@@ -48,11 +51,22 @@ def test_every_page_renders(app_env, page, with_data):
 
 def test_zoo_page_lists_checkpoints_and_flags_broken_ones(app_env):
     at = open_page("pages/zoo.py")
-    table = at.dataframe[0].value
+    table, everything = at.dataframe[0].value, at.dataframe[1].value
     assert set(table["model"]) == {"alpha", "beta"}
+    assert "PrivateTest acc" in table and "recipe" not in table  # the main table fits the page...
+    assert {"recipe", "best epoch", "published"} <= set(everything)  # ...the rest is in "All columns"
     warnings = " ".join(w.value for w in at.warning)
     assert "broken" in warnings and "pickled" in warnings
     assert charts(at)  # accuracy vs latency
+
+
+def test_zoo_page_lists_fine_tuned_models_apart(app_env, zoo_root, tmp_path):
+    shutil.copytree(zoo_root / "alpha", tmp_path / "user_models" / "my-alpha")
+    at = open_page("pages/zoo.py")
+    tables = [d.value for d in at.dataframe]
+    assert set(tables[0]["model"]) == {"alpha", "beta"}  # shipped
+    assert list(tables[2]["model"]) == ["my-alpha"]  # then the user's own, in a table of their own
+    assert any("Your fine-tuned models" in m.value for m in at.markdown)
 
 
 def test_dataset_page(app_env):

@@ -64,7 +64,8 @@ def test_page_launches_a_job_and_shows_before_after(env):
     assert any("apptest-ft" in m.value for m in at.markdown)  # "Your models" (its tab)
     assert any(s.value == "Your models" for s in at.subheader)
     at.switch_page("pages/zoo.py").run()
-    assert "apptest-ft" in set(at.dataframe[0].value["model"])
+    assert "apptest-ft" not in set(at.dataframe[0].value["model"])  # not among the shipped checkpoints...
+    assert "apptest-ft" in set(at.dataframe[2].value["model"])  # ...but in the table of the user's own
 
 
 def test_page_queues_a_second_job(env, monkeypatch):
@@ -138,7 +139,11 @@ def test_a_face_saved_on_the_upload_page_is_counted_on_the_finetune_page(env, fi
 def test_finetune_on_my_captured_faces_from_the_page(env):
     save_faces({"happy": 6, "sad": 5, "angry": 2})
     at = open_finetune()
+    at.text_input(key="ft_name").input("bad name!").run()
+    at.button(key="ft_launch").click().run()
+    assert at.error and not JobRunner().list()
     at.radio(key="ft_data").set_value("my_faces").run()
+    assert not at.error  # the launch's message is gone with the choice it was about
     assert any("too few faces in angry (2)" in w.value for w in at.warning)
     at.button(key="mf_delall_angry").click().run()  # "Manage my faces": drop the expression with too few
     assert face_counts()["angry"] == 0 and not at.exception
@@ -158,7 +163,10 @@ def test_finetune_on_my_captured_faces_from_the_page(env):
     assert JobRunner().wait(job.id, timeout=90).state == "finished"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(c.value.startswith("On held-out 20% of your faces") for c in at.caption)
+    assert any(c.value.startswith("On held-out 20% of your faces (2 faces)") for c in at.caption)
+    assert any("Only 2 faces were held out: one face moves the accuracy by 50 points" in w.value for w in at.warning)
+    at.switch_page("pages/finetune.py").run()  # "Your models" says what the accuracy was measured on
+    assert any("on 2 held-out faces" in m.value for m in at.markdown), [m.value for m in at.markdown]
 
 
 def test_a_killed_job_is_resumed_from_the_page(env, zoo_root, monkeypatch):

@@ -390,6 +390,7 @@ def test_sweep_grid_and_script(env, tmp_path):
 
     table = runs_table(list_runs(env.root))
     assert list(table["optimizer"]) == ["sgd"] and list(table["lr"]) == [0.01]
+    assert table["run"].iloc[0].startswith("sweep-sgd-lr0.01-cosine (job ")  # named as queued, not by its path
     assert not [e for e in list_zoo() if e.origin == "user"]
 
 

@@ -328,6 +328,8 @@ def test_evaluation_jobs_run_in_the_background(jobs, zoo_root, tmp_path):
     cross = jobs.submit(
         JobSpec(name="cd", kind="crossdata", base=weights, data_path=str(CROSS), register=False, threads=1)
     )
+    with pytest.raises(JobError, match="the same evaluation is already"):  # a double click queues it once
+        jobs.submit(JobSpec(name="cd2", kind="crossdata", base=weights, data_path=str(CROSS), register=False))
     report, cross = jobs.wait(report.id, timeout=240), jobs.wait(cross.id, timeout=240)
     assert report.state == "finished", (report.error, report.log_tail())
     assert cross.state == "finished", (cross.error, cross.log_tail())

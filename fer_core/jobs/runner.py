@@ -262,6 +262,11 @@ def process_alive(pid: int | None, start: str | None) -> bool:
     return now is not None and (start in (None, "?") or now == start)
 
 
+def _same_work(a: JobSpec, b: JobSpec) -> bool:
+    """Whether two specs would compute the same thing (names aside)."""
+    return (a.kind, a.base, a.data_path, a.options) == (b.kind, b.base, b.data_path, b.options)
+
+
 class JobRunner:
     """Submit, list, cancel and recover jobs in one jobs folder. Cheap to create: it holds no state,
     so every page run, CLI call and job process can make its own."""
@@ -326,7 +331,12 @@ class JobRunner:
             meta = read_meta(spec.base)
             spec.model, spec.model_args = meta["model"], meta.get("model_args", {})
         with self.locked():
-            taken = {j.spec.name for j in self._all() if j.state not in ("failed", "cancelled")}
+            jobs = self._all()
+            if not spec.register:  # an evaluation: the same one already pending would only run twice
+                same = next((j for j in jobs if j.state not in DONE and _same_work(j.spec, spec)), None)
+                if same is not None:
+                    raise JobError(f"{spec.name}: the same evaluation is already {same.state} (job {same.id})")
+            taken = {j.spec.name for j in jobs if j.state not in ("failed", "cancelled")}
             if spec.register and spec.name in taken:
                 raise JobError(f"a job named {spec.name!r} already exists: choose another name")
             from .user_models import name_taken
