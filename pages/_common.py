@@ -51,6 +51,7 @@ class Faces:
     splits: dict[str, FaceSet]
     full: bool  # False: the demo sample
     message: str
+    failed: bool = False  # a folder was given but could not be loaded: the message says why
 
 
 def sidebar() -> None:
@@ -63,7 +64,8 @@ def sidebar() -> None:
             "301 PrivateTest faces that ships with the app.",
         )
         faces = get_faces()
-        (st.success if faces.full else st.info)(faces.message, icon=":material/dataset:")
+        show = st.success if faces.full else st.warning if faces.failed else st.info
+        show(faces.message, icon=":material/dataset:")
         st.toggle(
             "Calibrated probabilities",
             key="calibrated",
@@ -96,7 +98,7 @@ def get_faces() -> Faces:
     try:
         splits = _load_splits(path)
     except (DataError, OSError) as exc:
-        return Faces(demo, False, f"Could not load {path}: {exc}. Showing the demo sample.")
+        return Faces(demo, False, f"Could not load {path}: {exc}. Showing the demo sample.", failed=True)
     n = sum(len(s) for s in splits.values())
     notes = "".join(f" {note[0].upper()}{note[1:]}." for note in load_notes(splits))  # skipped files, empty classes
     return Faces(splits, True, f"FER2013 from {path}: {n:,} faces.{notes}")

@@ -33,7 +33,7 @@ def open_page(page: str, data_dir: str | None = None) -> AppTest:
 
 
 def sidebar_message(at: AppTest) -> str:
-    return " ".join(m.value for kind in ("info", "success") for m in getattr(at.sidebar, kind))
+    return " ".join(m.value for kind in ("info", "success", "warning") for m in getattr(at.sidebar, kind))
 
 
 def charts(at: AppTest) -> list:
@@ -88,6 +88,7 @@ def test_dataset_page_without_data_uses_report_counts(app_env):
 def test_wrong_folder_gives_a_message_not_a_traceback(app_env, tmp_path):
     at = open_page("pages/dataset.py", str(tmp_path / "nowhere"))
     assert "Could not load" in sidebar_message(at)
+    assert any("Could not load" in w.value for w in at.sidebar.warning)  # a warning, not a neutral note
 
 
 def test_compare_page_and_ensemble_builder(app_env, zoo_root):
