@@ -72,7 +72,7 @@ def test_class_folders_aliases_conversions_and_skips(tmp_path):
     assert s.skipped_classes == {"contempt": 3}
     assert any("broken.jpg" in b for b in s.bad_files) and any("notes.txt" in b for b in s.bad_files)
     text = "\n".join(s.lines())
-    assert "skipped 3 images of class 'contempt'" in text and "converted to grayscale" in text
+    assert "skipped 3 images of class 'contempt'" in text and "1 colour image converted to grayscale" in text
 
 
 def test_bad_folders_give_clear_errors(tmp_path):

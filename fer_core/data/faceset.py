@@ -18,6 +18,11 @@ class DataError(ValueError):
     """A dataset problem the user can fix (missing folder, empty split, malformed csv row...)."""
 
 
+def count(n: int, noun: str) -> str:
+    """``count(1, "image")`` is "1 image", ``count(3, "image")`` "3 images": messages users read."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class LoadSummary:
     """What a loader had to do to get the data into shape, for the user to read."""
@@ -37,13 +42,13 @@ class LoadSummary:
     def lines(self) -> list[str]:
         out = []
         if self.converted_to_gray:
-            out.append(f"{self.converted_to_gray} colour images converted to grayscale")
+            out.append(f"{count(self.converted_to_gray, 'colour image')} converted to grayscale")
         if self.resized:
-            out.append(f"{self.resized} images resized to {IMAGE_SIZE}x{IMAGE_SIZE}")
+            out.append(f"{count(self.resized, 'image')} resized to {IMAGE_SIZE}x{IMAGE_SIZE}")
         for name, n in sorted(self.skipped_classes.items()):
-            out.append(f"skipped {n} images of class '{name}' (not one of {', '.join(CLASSES)})")
+            out.append(f"skipped {count(n, 'image')} of class '{name}' (not one of {', '.join(CLASSES)})")
         if self.bad_files:
-            out.append(f"skipped {len(self.bad_files)} unreadable files, e.g. {self.bad_files[0]}")
+            out.append(f"skipped {count(len(self.bad_files), 'unreadable file')}, e.g. {self.bad_files[0]}")
         return out
 
 

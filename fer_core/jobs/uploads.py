@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..data.faceset import count
 from ..data.loaders import ALIASES, IMAGE_EXTENSIONS
 
 MAX_TOTAL_BYTES = 200 * 1024 * 1024  # uncompressed
@@ -35,9 +36,9 @@ class UploadSummary:
     def lines(self) -> list[str]:
         out = [", ".join(f"{c}: {n}" for c, n in self.counts.items())]
         for name, n in sorted(self.unknown_classes.items()):
-            out.append(f"skipped folder '{name}' ({n} images): not a class we know")
+            out.append(f"skipped folder '{name}' ({count(n, 'image')}): not a class we know")
         if self.skipped_files:
-            out.append(f"skipped {self.skipped_files} files that are not images")
+            out.append(f"skipped {count(self.skipped_files, 'file')} that are not images")
         return out
 
 
