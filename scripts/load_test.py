@@ -45,18 +45,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (the tests' flags, ../shared/notes/browser-testing.md)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # ../shared/notes/browser-testing.md
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 PAGES = {  # sidebar link -> the page's title (h1)
     "Model zoo": "FER Explorer",
     "Dataset": "Dataset",

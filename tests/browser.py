@@ -96,8 +96,9 @@ def running_app(env: dict[str, str] | None = None) -> Iterator[str]:
         log.close()
 
 
-def launch(playwright):  # noqa: ANN001, ANN201 (playwright types are optional)
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+def launch(playwright, *extra_args: str):  # noqa: ANN001, ANN201 (playwright types are optional)
+    """Headless Debian Chromium with the project's flags, plus ``extra_args`` (e.g. a fake camera file)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
 
 
 def wait_for_app(page, title: str | None = None, timeout: float = 90_000, settle_ms: int = 500) -> None:  # noqa: ANN001

@@ -95,7 +95,11 @@ def isolated_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, checkpoints: P
     monkeypatch.delenv("FER2013_DIR", raising=False)
     monkeypatch.delenv("FER_JOBS_SLOW_BATCH_S", raising=False)
     yield paths
-    runner = JobRunner(paths["FER_JOBS_DIR"])
+    stop_jobs(JobRunner(paths["FER_JOBS_DIR"]))
+
+
+def stop_jobs(runner) -> None:  # noqa: ANN001 (a fer_core.jobs.JobRunner)
+    """Cancel the jobs a test left queued or running, so no worker process outlives it."""
     for job in runner.list():
         if job.state in ("queued", "starting", "running"):
             runner.cancel(job.id, grace_s=3)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from browser import CHROMIUM, CHROMIUM_ARGS, ROOT, require_browser, running_app, wait_for_app
+from browser import ROOT, launch, require_browser, running_app, wait_for_app
 
 require_browser()
 
@@ -60,9 +60,7 @@ def detectable(mini_splits, label: str | None = None) -> np.ndarray:
 def stream(url: str, y4m: Path, shot: str, min_frames: int = 15) -> str:
     """Open the page, press START, wait for ``min_frames`` analysed frames; returns the panel's text."""
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
-        )
+        browser = launch(p, f"--use-file-for-fake-video-capture={y4m}")
         context = browser.new_context(permissions=["camera"], viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.goto(f"{url}/webcam")
@@ -132,9 +130,7 @@ def test_capture_the_webcam_face_into_my_faces(zoo_root, mini_splits, tmp_path):
         "OMP_NUM_THREADS": "1",
     }
     with running_app(env) as url, sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"]
-        )
+        browser = launch(p, f"--use-file-for-fake-video-capture={y4m}")
         context = browser.new_context(permissions=["camera"], viewport={"width": 1400, "height": 1200})
         page = context.new_page()
         page.goto(f"{url}/webcam")

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import MINI_FOLDER, ROOT
+from conftest import MINI_FOLDER, ROOT, stop_jobs
 from fer_core.jobs import (
     JobError,
     JobRunner,
@@ -56,9 +56,7 @@ def env(monkeypatch, tmp_path, zoo_root):
     monkeypatch.delenv("FER_JOBS_SLOW_BATCH_S", raising=False)
     runner = JobRunner()
     yield runner
-    for job in runner.list():
-        if job.state in ("queued", "starting", "running"):
-            runner.cancel(job.id, grace_s=3)
+    stop_jobs(runner)
 
 
 def spec(zoo_root: Path, name: str = "mine", **kw) -> JobSpec:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from conftest import FIXTURES, MINI_FOLDER
+from conftest import FIXTURES, MINI_FOLDER, stop_jobs
 from fer_core.checkpoint import load_checkpoint, model_meta, read_meta, save_checkpoint, update_meta
 from fer_core.demo import load_demo
 from fer_core.eval.calibration import (
@@ -306,9 +306,7 @@ def jobs(monkeypatch, tmp_path):
     monkeypatch.delenv("FER_JOBS_SLOW_BATCH_S", raising=False)
     runner = JobRunner()
     yield runner
-    for job in runner.list():
-        if job.state in ("queued", "starting", "running"):
-            runner.cancel(job.id, grace_s=3)
+    stop_jobs(runner)
 
 
 @pytest.mark.slow
