@@ -50,8 +50,9 @@ def keep_freed_memory() -> bool:
     copies autocast makes of the weights, gradients). By default glibc serves big blocks with ``mmap``
     and returns them on ``free``, so every step page-faults them in again: 70 000 faults a step for
     lobo_net, half of the CPU time spent in the kernel. Serving everything from the heap and never
-    trimming it gives 0 faults a step and, at the same peak memory, +45% images/s for lobo_net and +20%
-    for VGGNet on this CPU (smaller nets gain little). Process-wide, so only training processes call it.
+    trimming it gives 0 faults a step and, at the same peak memory, +38% images/s for lobo_net over a
+    training epoch and +9% for VGGNet in ``scripts/benchmark_training.py`` on 2 CPU cores.
+    Process-wide, so only training processes call it.
     Returns whether it took effect (False off Linux/glibc).
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
