@@ -171,6 +171,7 @@ class LiveProcessor:
         self._done_at: deque[float] = deque(maxlen=64)  # finish times, for the FPS
         self._latency: deque[float] = deque(maxlen=64)
         self._latest: LiveResult | None = None
+        self._last_face: tuple[float, LiveFace, LiveResult] | None = None  # (finish time, main face, its frame)
         self._history: deque[tuple[float, np.ndarray]] = deque()  # (time, probs) of the main face
         self._timeline: deque[dict[str, Any]] = deque(maxlen=20_000)  # ~3 h at 2 rows/s: bounded memory
         self._timeline_last: dict[int, float] = {}
@@ -314,6 +315,7 @@ class LiveProcessor:
             self._done_at.append(now)
             self._latest = result
             if result.faces:
+                self._last_face = (now, result.faces[0], result)
                 self._history.append((result.time_s, result.faces[0].probs))
                 label = result.faces[0].label
                 self._main_labels[label] = self._main_labels.get(label, 0) + 1
@@ -356,6 +358,20 @@ class LiveProcessor:
     def latest(self) -> LiveResult | None:
         with self._lock:
             return self._latest
+
+    def main_face(self, max_age_s: float = 2.0) -> tuple[LiveFace, LiveResult] | None:
+        """The main face of the newest frame that had one, if that frame finished within ``max_age_s``.
+
+        Why not ``latest().faces[0]``: a detector misses a moving face for a frame now and then, and a
+        "Save" or "Explain" clicked on such a frame should take the face the user just saw, not say
+        there is none. Older than ``max_age_s`` (the page's own test of a live stream) the face is gone,
+        and this says so.
+        """
+        with self._lock:
+            last = self._last_face
+        if last is None or self._clock() - last[0] > max_age_s:
+            return None
+        return last[1], last[2]
 
     def label_counts(self) -> dict[str, int]:
         """How many analysed frames gave the main face each label, over the whole session."""

@@ -55,11 +55,11 @@ def _ice_servers(text: str) -> list[dict]:
 
 def _snapshot(processor: LiveProcessor) -> None:
     """Button callback: hand the main face to the Explain page (callbacks survive ``in_app_frame``'s rerun)."""
-    latest = processor.latest()
-    if latest is None or not latest.faces:
+    found = processor.main_face()
+    if found is None:
         st.session_state["webcam_no_face"] = True
         return
-    face = latest.faces[0]
+    face, latest = found
     st.session_state["explain_request"] = {
         "face": face.crop.copy(),
         "models": [processor.model.name],
@@ -70,11 +70,11 @@ def _snapshot(processor: LiveProcessor) -> None:
 
 
 def _main_face(processor: LiveProcessor) -> tuple[np.ndarray, str] | None:
-    """The newest analysed frame's main face, taken when "Save to My faces" is clicked (None: no face)."""
-    latest = processor.latest()
-    if latest is None or not latest.faces:
+    """The main face of the last second (``LiveProcessor.main_face``), taken when "Save to My faces" is clicked."""
+    found = processor.main_face()
+    if found is None:
         return None
-    face = latest.faces[0]
+    face, latest = found
     return face.crop.copy(), f"Webcam, face {face.id} (model: {face.label}) at {latest.time_s:.1f} s"
 
 
@@ -165,9 +165,9 @@ def live_panel(processor: LiveProcessor) -> None:
     )
     m3.metric("Faces", stats.faces if live else "-")
     st.caption(f"Frames analysed: {stats.frames} · dropped: {stats.dropped} · model: {stats.model}")
-    latest = processor.latest()
-    if live and latest is not None and latest.faces:
-        main = latest.faces[0]
+    found = processor.main_face()
+    if live and found is not None:
+        main = found[0]
         st.markdown(f"**Main face:** {main.label} ({main.confidence:.0%})")
     history = processor.history()
     if len(history):
@@ -204,7 +204,7 @@ def live_panel(processor: LiveProcessor) -> None:
         icon=":material/psychology:",
         on_click=_snapshot,
         args=(processor,),
-        disabled=not (latest and latest.faces),
+        disabled=found is None,
         key="webcam_snapshot",
     )
     if st.session_state.get("goto_explain"):

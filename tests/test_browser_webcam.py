@@ -76,7 +76,8 @@ def stream(url: str, y4m: Path, shot: str, min_frames: int = 15) -> str:
         )
         page.wait_for_function("() => /Main face: \\w+ \\(\\d+%\\)/.test(document.body.innerText)", timeout=30_000)
         page.wait_for_timeout(1000)
-        assert page.locator("[data-testid='stException']").count() == 0
+        errors = page.locator("[data-testid='stException']")
+        assert errors.count() == 0, errors.first.inner_text()
         video = page.frame_locator("iframe").first.locator("video")
         shown = np.asarray(Image.open(io.BytesIO(video.screenshot())).convert("RGB")).astype(int)
         page.screenshot(path=str(SHOTS / shot), full_page=True)

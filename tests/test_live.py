@@ -188,6 +188,21 @@ def test_stats_history_and_timeline_are_bounded(tiny_model, faces):
     assert sum(proc.label_counts().values()) == 30
 
 
+def test_main_face_survives_a_missed_frame_but_not_two_seconds_without_faces(tiny_model, faces):
+    """ "Save to My faces" / "Explain" take the face the user just saw, even if the newest frame missed it."""
+    now = [0.0]
+    proc = LiveProcessor(tiny_model, config=LiveConfig(mirror=False), clock=lambda: now[0])
+    assert proc.main_face() is None  # nothing analysed yet
+    proc.recv(video_frame(scene([faces[0][0]], [(200, 120, 200)])))
+    now[0] += 0.1
+    proc.recv(video_frame(np.full((480, 640, 3), BACKGROUND, np.uint8)))  # the detector misses the face
+    assert proc.latest().faces == []
+    face, frame = proc.main_face()
+    assert frame.index == 1 and face.crop.shape == (48, 48) and iou(face.box, (200, 120, 200, 200)) > 0.4
+    now[0] += 2.0
+    assert proc.main_face() is None  # two seconds with no face: the user has gone
+
+
 def test_gradcam_overlay_colours_the_face(tiny_model, faces):
     rgb = scene([faces[0][0]], [(200, 120, 200)])
     plain = LiveProcessor(tiny_model, config=LiveConfig(mirror=False)).recv(video_frame(rgb))
