@@ -140,8 +140,8 @@ def test_page_in_the_browser_on_the_shipped_checkpoints(tmp_path):
         page.wait_for_function(
             "(n) => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n", arg=len(chosen) + 2
         )
-        for name in chosen:
-            assert page.locator(".gtitle", has_text=name).count() >= 1  # its reliability diagram's title
+        for name in chosen:  # its reliability diagram's title (plotly draws titles after the svg exists)
+            page.locator(".gtitle", has_text=name).first.wait_for(timeout=30_000)
         page.screenshot(path=str(SHOTS / "robustness.png"))  # the app scrolls inside: one shot per section
         page.get_by_role("heading", name="Corruptions").evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)
