@@ -44,6 +44,7 @@ from .faces.track import IoUTracker
 from .inference import LoadedModel, classify_faces, reading_order
 
 OVERLAYS = ("none", "gradcam", "attention")
+LIVE_S = 2.0  # a stream whose last analysed frame is older than this has stopped (or lost the face)
 
 
 @dataclass(frozen=True)
@@ -359,12 +360,12 @@ class LiveProcessor:
         with self._lock:
             return self._latest
 
-    def main_face(self, max_age_s: float = 2.0) -> tuple[LiveFace, LiveResult] | None:
+    def main_face(self, max_age_s: float = LIVE_S) -> tuple[LiveFace, LiveResult] | None:
         """The main face of the newest frame that had one, if that frame finished within ``max_age_s``.
 
         Why not ``latest().faces[0]``: a detector misses a moving face for a frame now and then, and a
         "Save" or "Explain" clicked on such a frame should take the face the user just saw, not say
-        there is none. Older than ``max_age_s`` (the page's own test of a live stream) the face is gone,
+        there is none. Older than ``max_age_s`` (default: the page's test of a live stream) the face is gone,
         and this says so.
         """
         with self._lock:

@@ -18,7 +18,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core.faces.report import CLASS_COLORS
 from fer_core.inference import load_models
-from fer_core.live import LiveConfig, LiveProcessor, default_model
+from fer_core.live import LIVE_S, LiveConfig, LiveProcessor, default_model
 from fer_core.zoo import checkpoints_root, zoo_table
 from pages._common import calibrated, get_zoo, in_app_frame
 from pages._my_faces import save_face_control
@@ -70,7 +70,7 @@ def _snapshot(processor: LiveProcessor) -> None:
 
 
 def _main_face(processor: LiveProcessor) -> tuple[np.ndarray, str] | None:
-    """The main face of the last second (``LiveProcessor.main_face``), taken when "Save to My faces" is clicked."""
+    """The main face of the last ``LIVE_S`` seconds (``LiveProcessor.main_face``), taken when "Save" is clicked."""
     found = processor.main_face()
     if found is None:
         return None
@@ -157,7 +157,7 @@ with video:
 def live_panel(processor: LiveProcessor) -> None:
     """Numbers and the chart, redrawn from the processor's snapshots without rerunning the page."""
     stats = processor.stats()
-    live = stats.since_last_s is not None and stats.since_last_s < 2.0
+    live = stats.since_last_s is not None and stats.since_last_s < LIVE_S
     m1, m2, m3 = st.columns(3)
     m1.metric("FPS", f"{stats.fps:.1f}" if live else "-")
     m2.metric(
