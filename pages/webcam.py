@@ -53,29 +53,25 @@ def _ice_servers(text: str) -> list[dict]:
     return servers if isinstance(servers, list) else [servers]
 
 
-def _snapshot(processor: LiveProcessor) -> None:
-    """Button callback: hand the main face to the Explain page (callbacks survive ``in_app_frame``'s rerun)."""
-    found = processor.main_face()
-    if found is None:
-        st.session_state["webcam_no_face"] = True
-        return
-    face, latest = found
-    st.session_state["explain_request"] = {
-        "face": face.crop.copy(),
-        "models": [processor.model.name],
-        "source": f"Webcam, face {face.id} ({face.label}) at {latest.time_s:.1f} s",
-    }
-    st.session_state["face_source"] = "From another page"
-    st.session_state["goto_explain"] = True
-
-
 def _main_face(processor: LiveProcessor) -> tuple[np.ndarray, str] | None:
-    """The main face of the last ``LIVE_S`` seconds (``LiveProcessor.main_face``), taken when "Save" is clicked."""
+    """The main face of the last ``LIVE_S`` seconds (``LiveProcessor.main_face``) and where it came from."""
     found = processor.main_face()
     if found is None:
         return None
     face, latest = found
     return face.crop.copy(), f"Webcam, face {face.id} (model: {face.label}) at {latest.time_s:.1f} s"
+
+
+def _snapshot(processor: LiveProcessor) -> None:
+    """Button callback: hand the main face to the Explain page (callbacks survive ``in_app_frame``'s rerun)."""
+    found = _main_face(processor)
+    if found is None:
+        st.session_state["webcam_no_face"] = True
+        return
+    crop, source = found
+    st.session_state["explain_request"] = {"face": crop, "models": [processor.model.name], "source": source}
+    st.session_state["face_source"] = "From another page"
+    st.session_state["goto_explain"] = True
 
 
 st.title("Webcam")
