@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cross", action="append", default=[], help="a class-folder dataset to evaluate too")
     p.add_argument("--faces", choices=FACE_MODES, default="auto", help="--cross: how images become faces")
     args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each model's row reaches a `> log` file as it is done
     set_threads(args.threads)
     try:
         weights = resolve(args.checkpoints)

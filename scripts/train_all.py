@@ -105,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each epoch's line reaches a `> log` file as it is printed
     ddp = int(os.environ.get("RANK", -1)) != -1  # started by torchrun: one process per rank
     rank = distributed.setup(args.device, args.dist_timeout_minutes)[0] if ddp else 0
     trained: list[str] = []
