@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # each epoch's line reaches a `> log` file as it is printed
+    sys.stdout.reconfigure(line_buffering=True)  # its own lines (budget, per-model summary) reach a `> log` now
     ddp = int(os.environ.get("RANK", -1)) != -1  # started by torchrun: one process per rank
     rank = distributed.setup(args.device, args.dist_timeout_minutes)[0] if ddp else 0
     trained: list[str] = []
