@@ -32,6 +32,16 @@ def mini_splits():
 
 
 @pytest.fixture(scope="session")
+def findable_faces(mini_splits) -> np.ndarray:
+    """Six mini-FER2013 faces the Haar detector finds alone in a plain scene: the faces tests paste into
+    photos and frames when they need the detector to hit."""
+    from fer_core.faces import create_detector, detectable_faces
+
+    faces = torch.cat([s.images for s in mini_splits.values()]).numpy()
+    return faces[detectable_faces(faces, create_detector("haar"), limit=6)]
+
+
+@pytest.fixture(scope="session")
 def fer2013_dir() -> Path:
     """The real FER2013 (``FER2013_DIR``); tests using it are skipped without it."""
     path = os.environ.get("FER2013_DIR")

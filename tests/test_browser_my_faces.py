@@ -5,7 +5,6 @@ faces". Screenshots go to ``screenshots/``."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from browser import ROOT, launch, require_browser, running_app, wait_for_app
 from conftest import MINI_FOLDER
@@ -18,13 +17,11 @@ SHOTS = ROOT / "screenshots"
 
 
 @pytest.fixture(scope="module")
-def two_faces_photo(mini_splits, tmp_path_factory):
+def two_faces_photo(findable_faces, tmp_path_factory):
     """Two mini-FER2013 faces the detector finds, pasted into a 900x520 scene, as a JPEG file."""
-    from fer_core.faces import compose_scene, create_detector, detectable_faces
+    from fer_core.faces import compose_scene
 
-    faces = torch.cat([s.images for s in mini_splits.values()]).numpy()
-    picked = faces[detectable_faces(faces, create_detector("haar"), limit=2)]
-    img, _ = compose_scene(list(picked), (900, 520), 170, seed=7)
+    img, _ = compose_scene(list(findable_faces[:2]), (900, 520), 170, seed=7)
     path = tmp_path_factory.mktemp("photos") / "two.jpg"
     img.save(path, quality=92)
     return path

@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from browser import ROOT, launch, require_browser, running_app, wait_for_app
@@ -20,13 +19,11 @@ SHOTS = ROOT / "screenshots"
 
 
 @pytest.fixture(scope="module")
-def group_photo(mini_splits, tmp_path_factory):
+def group_photo(findable_faces, tmp_path_factory):
     """Three mini-FER2013 faces the detector finds, pasted into a 900x560 scene, as a JPEG file."""
-    from fer_core.faces import compose_scene, create_detector, detectable_faces
+    from fer_core.faces import compose_scene
 
-    faces = torch.cat([s.images for s in mini_splits.values()]).numpy()
-    picked = faces[detectable_faces(faces, create_detector("haar"), limit=3)]
-    img, boxes = compose_scene(picked, (900, 560), 160, seed=4)
+    img, boxes = compose_scene(findable_faces[:3], (900, 560), 160, seed=4)
     path = tmp_path_factory.mktemp("photos") / "group.jpg"
     img.save(path, quality=92)
     return path, boxes

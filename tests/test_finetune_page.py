@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -79,15 +78,6 @@ def test_page_queues_a_second_job(env, monkeypatch):
     assert at.button(key=f"cancel_{JobRunner().list()[0].id}")  # the running job has a Cancel button
 
 
-@pytest.fixture(scope="module")
-def findable(mini_splits) -> np.ndarray:
-    """Mini-FER2013 faces the Haar detector finds (so the Upload page finds them in a photo)."""
-    from fer_core.faces import create_detector, detectable_faces
-
-    faces = torch.cat([s.images for s in mini_splits.values()]).numpy()
-    return faces[detectable_faces(faces, create_detector("haar"), limit=2)]
-
-
 def photo_png(faces: np.ndarray) -> bytes:
     from fer_core.faces import compose_scene
 
@@ -105,11 +95,11 @@ def save_faces(per_class: dict[str, int]) -> None:
             save_face(np.asarray(Image.open(next(files)).convert("L")), label, source="test")
 
 
-def test_a_face_saved_on_the_upload_page_is_counted_on_the_finetune_page(env, findable):
+def test_a_face_saved_on_the_upload_page_is_counted_on_the_finetune_page(env, findable_faces):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page("pages/upload.py").run()
-    at.file_uploader(key="uploads").set_value(("two.png", photo_png(findable[:2]), "image/png")).run()
+    at.file_uploader(key="uploads").set_value(("two.png", photo_png(findable_faces[:2]), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     labels = [b for b in at.selectbox if (b.key or "").startswith("myface_") and b.key.endswith("_label")]
     assert len(labels) == 2 and all(b.value in b.options for b in labels)  # preset to the models' label

@@ -32,7 +32,7 @@ from conftest import MINI_CSV, MINI_FOLDER, ROOT
 from fer_core.checkpoint import CheckpointError, load_checkpoint, model_meta, save_checkpoint
 from fer_core.data import CLASSES, DataError, load_fer2013, load_fer2013_csv, load_notes
 from fer_core.data.images import MAX_PIXELS
-from fer_core.faces import compose_scene, create_detector, detectable_faces, iou
+from fer_core.faces import compose_scene, iou
 from fer_core.inference import LoadedModel, load_models, predict
 from fer_core.jobs import JobError, JobSpec, UploadError, extract_faces_zip
 from fer_core.models import create_model
@@ -141,10 +141,9 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def face(mini_splits) -> np.ndarray:
+def face(findable_faces) -> np.ndarray:
     """One mini-FER2013 face the Haar detector finds alone in a plain scene."""
-    faces = torch.cat([s.images for s in mini_splits.values()]).numpy()
-    return faces[detectable_faces(faces, create_detector("haar"), limit=1)[0]]
+    return findable_faces[0]
 
 
 @pytest.fixture(scope="module")
