@@ -153,7 +153,8 @@ def test_demo_sample_is_small_stratified_and_real():
 def test_model_zoo_markdown(zoo_root):
     text = render_model_zoo(list_checkpoints(zoo_root))
     assert "| alpha |" in text and "| beta |" in text and "broken" not in text
-    assert "Ensemble (mean probabilities, members chosen on PublicTest" in text
+    assert "Ensemble (mean probabilities; members chosen on PublicTest: " in text
+    assert "Ensemble with flip TTA (mean probabilities, each member's over a face and its mirror; members" in text
 
 
 def test_shipped_model_zoo_md_is_current():
