@@ -182,6 +182,11 @@ def train_models(args: argparse.Namespace, names: list[str], splits: dict, maste
         else:
             train(cfg, splits, resume=args.resume, progress=not args.no_progress)
         yield name
+        if args.budget_minutes and not run_finished(run_dir):
+            # it stopped on the budget, an epoch early: the next model would overrun it by its first epoch
+            if master:
+                print(f"budget spent; {', '.join(names[names.index(name) + 1 :]) or 'nothing else'} not started")
+            return
 
 
 def evaluate(name: str, args: argparse.Namespace, splits: dict, rows: list[dict]) -> None:

@@ -45,6 +45,21 @@ def test_train_all_trains_evaluates_ships_and_summarises(tmp_path):
     assert "not training again" in again.stdout
 
 
+def test_a_budget_that_stops_one_model_starts_no_other(tmp_path, monkeypatch, capsys):
+    """A budget stop ends a run an epoch early, with minutes left: the next model must not start (its first
+    epoch always runs, and would overrun the budget)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    import train_all
+
+    started = []
+    monkeypatch.setattr(train_all, "train", lambda cfg, splits, **kw: started.append(cfg.model))  # left unfinished
+    names = ["deep_emotion", "lobo_net_2conv"]
+    args = train_all.parse_args(["--models", ",".join(names), "--budget-minutes", "60", "--out", str(tmp_path)])
+    assert list(train_all.train_models(args, names, splits={})) == ["deep_emotion"]
+    assert started == ["deep_emotion"]
+    assert "budget spent; lobo_net_2conv not started" in capsys.readouterr().out
+
+
 def test_evaluate_writes_a_report_next_to_the_checkpoint(tmp_path):
     res = run(
         "scripts/train_all.py",
