@@ -149,6 +149,7 @@ def test_page_in_the_browser_on_the_shipped_checkpoints(tmp_path):
         gallery = page.get_by_text("One face under every corruption")
         gallery.evaluate("e => e.scrollIntoView({block: 'start'})")
         captions = page.locator("[data-testid='stCaptionContainer']").filter(has_text=re.compile("[✓✗] .*%"))
+        captions.nth(10).wait_for(timeout=60_000)  # the gallery's 11 captions (clean + 10 corruptions) are drawn
         before = captions.all_inner_texts()
         assert len(before) == 11 and all(name in before[0] for name in chosen)
         page.screenshot(path=str(SHOTS / "robustness_gallery.png"))
