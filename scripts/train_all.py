@@ -182,10 +182,11 @@ def train_models(args: argparse.Namespace, names: list[str], splits: dict, maste
         else:
             train(cfg, splits, resume=args.resume, progress=not args.no_progress)
         yield name
-        if args.budget_minutes and not run_finished(run_dir):
+        later = names[names.index(name) + 1 :]
+        if later and args.budget_minutes and not run_finished(run_dir):
             # it stopped on the budget, an epoch early: the next model would overrun it by its first epoch
             if master:
-                print(f"budget spent; {', '.join(names[names.index(name) + 1 :]) or 'nothing else'} not started")
+                print(f"budget spent; {', '.join(later)} not started")
             return
 
 
