@@ -155,9 +155,10 @@ def train_models(args: argparse.Namespace, names: list[str], splits: dict, maste
         )
     }
     start = time.time()
+    stopped_early = False  # the last run stopped on the budget an epoch early: minutes left, but not an epoch
     for name in names:
         remaining = args.budget_minutes - (time.time() - start) / 60 if args.budget_minutes else 0.0
-        if distributed.any_rank(args.budget_minutes and remaining <= 0):  # every rank stops together
+        if distributed.any_rank(args.budget_minutes and (remaining <= 0 or stopped_early)):  # all ranks stop together
             if master:
                 print(f"budget spent; {name} not started")
             return
@@ -182,12 +183,7 @@ def train_models(args: argparse.Namespace, names: list[str], splits: dict, maste
         else:
             train(cfg, splits, resume=args.resume, progress=not args.no_progress)
         yield name
-        later = names[names.index(name) + 1 :]
-        if later and args.budget_minutes and not run_finished(run_dir):
-            # it stopped on the budget, an epoch early: the next model would overrun it by its first epoch
-            if master:
-                print(f"budget spent; {', '.join(later)} not started")
-            return
+        stopped_early = not run_finished(run_dir)  # the next model's first epoch always runs: it would overrun
 
 
 def evaluate(name: str, args: argparse.Namespace, splits: dict, rows: list[dict]) -> None:
