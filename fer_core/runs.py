@@ -37,14 +37,19 @@ def _read(folder: Path, source: str, name: str) -> RunInfo | None:
 
 
 def list_runs(*roots: str | Path) -> list[RunInfo]:
-    """Runs under each root, at any depth: folders with ``log.csv`` beside ``config.json`` (a run) or
-    ``model.json`` (a shipped checkpoint). A run is named by its path below the root."""
+    """Runs under each root, at any depth, root by root in the order given: folders with ``log.csv``
+    beside ``config.json`` (a run) or ``model.json`` (a shipped checkpoint). A run is named by its path
+    below the root. A root that lies inside another (``runs/jobs`` inside ``runs``) is listed in its own
+    place only, so a caller decides where background jobs come (the Training page: own runs, then the
+    shipped zoo, then jobs and sweeps)."""
+    folders = [Path(r) for r in roots if Path(r).is_dir()]
     out = []
-    for root in map(Path, roots):
-        if not root.is_dir():
-            continue
+    for root in folders:
+        nested = [o for o in folders if o.resolve() != root.resolve() and o.resolve().is_relative_to(root.resolve())]
         for log in sorted(root.rglob("log.csv")):
             folder = log.parent
+            if any(folder.resolve().is_relative_to(o.resolve()) for o in nested):
+                continue
             source = "run" if (folder / "config.json").is_file() else "shipped"
             info = _read(folder, source, _run_name(folder, root))
             if info is not None:

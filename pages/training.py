@@ -11,10 +11,8 @@ from pages._common import in_app_frame, runs_dir
 in_app_frame()
 
 st.title("Training runs")
-roots = [runs_dir(), checkpoints_root()]
-if not jobs_root().resolve().is_relative_to(runs_dir().resolve()):
-    roots.append(jobs_root())  # background jobs and sweeps (FER_JOBS_DIR) kept outside runs/
-runs = list_runs(*roots)
+# own runs first, then the shipped zoo, then background jobs and sweeps (also where runs/jobs lies inside runs/)
+runs = list_runs(runs_dir(), checkpoints_root(), jobs_root())
 if not runs:
     st.info(f"No runs yet: `python scripts/train_all.py` writes them to {runs_dir()}/.")
     st.stop()

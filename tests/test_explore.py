@@ -125,6 +125,24 @@ def test_runs_tables(tmp_path):
     assert np.isnan(grid.loc["adam", "plateau"])
 
 
+def test_runs_list_nested_roots_in_their_own_place(tmp_path):
+    """runs/jobs inside runs/: the Training page lists own runs, then the shipped zoo, then jobs, and a
+    job's run once (a job sorted first and was preselected when runs/ listed it too)."""
+    log = "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n1,1.5,0.4,1.4,0.5,0.01,60,400\n"
+    runs, zoo = tmp_path / "runs", tmp_path / "checkpoints"
+    for folder, sidecar in [
+        (runs / "vggnet", "config.json"),
+        (runs / "jobs" / "20261207-1" / "run", "config.json"),
+        (zoo / "lobo_net", "model.json"),
+    ]:
+        folder.mkdir(parents=True)
+        (folder / "log.csv").write_text(log)
+        (folder / sidecar).write_text(json.dumps({"model": "vggnet"}))
+    names = [r.name for r in list_runs(runs, zoo, runs / "jobs")]
+    assert names == ["vggnet", "lobo_net (shipped)", "20261207-1/run"]
+    assert [r.name for r in list_runs(runs)] == ["jobs/20261207-1/run", "vggnet"]  # alone, a root lists all
+
+
 def test_confusion_matrix_figure_is_clickable():
     cm = np.arange(49).reshape(7, 7)
     fig = confusion_matrix_figure(cm, CLASSES, normalize=True)
