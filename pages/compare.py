@@ -109,10 +109,19 @@ if len(preds) >= 2:
 st.subheader("Ensemble builder")
 st.caption("Mean of the members' saved probabilities, weighted; computed live on the chosen split.")
 all_names = list(by_name)
+
+
+def members_edited() -> None:
+    st.session_state["members_own"] = True
+
+
 if st.button("Choose members on PublicTest (greedy forward selection)", key="greedy"):
     val = dict(zip(all_names, align([predictions(by_name[m], "PublicTest", tta) for m in all_names]), strict=True))
     st.session_state["members"] = greedy_ensemble(val)
-members = st.multiselect("Members", all_names, default=chosen, key="members")
+    members_edited()
+if not st.session_state.get("members_own"):
+    st.session_state["members"] = list(chosen)  # the compared models, until the user picks members of their own
+members = st.multiselect("Members", all_names, key="members", on_change=members_edited)
 if members:
     wcols = st.columns(len(members))
     weights = [c.slider(m, 0.0, 1.0, 1.0, 0.05, key=f"w_{m}") for c, m in zip(wcols, members, strict=True)]

@@ -105,9 +105,13 @@ def test_compare_page_and_ensemble_builder(app_env, zoo_root):
     assert at.metric[0].value == f"{acc['alpha']:.2%}"
     at.slider(key="w_alpha").set_value(0.0).run()
     assert "All weights are zero" in at.warning[-1].value and not at.metric
-    at.multiselect(key="members").set_value(["beta"]).run()
+    at.multiselect(key="models").set_value(["beta"]).run()  # the members follow the compared models
+    assert at.multiselect(key="members").value == ["beta"]
     at.slider(key="w_beta").set_value(0.5).run()
     assert at.metric[0].value == f"{acc['beta']:.2%}"
+    at.multiselect(key="members").set_value(["alpha", "beta"]).run()  # the user's own members stay
+    at.multiselect(key="models").set_value(["alpha"]).run()
+    assert at.multiselect(key="members").value == ["alpha", "beta"]
     at.radio(key="split").set_value("PublicTest").run()
     at.selectbox(key="tta").set_value("flip").run()
     at.toggle(key="normalize").set_value(True).run()
