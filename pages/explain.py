@@ -114,19 +114,28 @@ st.subheader("Class atlas")
 st.caption("Mean Grad-CAM of each class over correctly classified faces: where each model looks for each emotion.")
 c1, c2 = st.columns([2, 1])
 atlas_model = c1.selectbox("Model", chosen or list(by_name), key="atlas_model")
-per_class = c2.number_input("Faces per class", 2, 100, 10, key="atlas_n")
-if st.button("Build the atlas", key="atlas_go"):
+per_class = int(c2.number_input("Faces per class", 2, 100, 10, key="atlas_n"))
+atlas_for = (atlas_model, per_class, (st.session_state.get("data_dir") or "").strip())
+
+
+def build_atlas() -> None:
+    """From the button's callback, kept in the session: the atlas stays through other interactions (a new
+    target class, another face) until its model, face count or dataset changes."""
     faces = get_faces()
     data = faces.splits.get("PrivateTest") or next(iter(faces.splits.values()))
     model = explainable_model(str(by_name[atlas_model].weights))
     with st.spinner("Explaining faces ..."):
-        atlas, counts = class_atlas(model, data, "gradcam", int(per_class))
+        atlas, counts = class_atlas(model, data, "gradcam", per_class)
     mean_face = data.images.float().mean(0)
     base = face_pixels(
         model_input(model, mean_face.round().to(torch.uint8)), model.default_cfg.mean, model.default_cfg.std
     )
-    st.image(
-        [overlay(base, atlas[c], 0.6) for c in range(len(CLASSES))],
-        caption=[f"{c} ({n} faces)" for c, n in zip(CLASSES, counts, strict=True)],
-        width=150,
-    )
+    images = [overlay(base, atlas[c], 0.6) for c in range(len(CLASSES))]
+    captions = [f"{c} ({n} faces)" for c, n in zip(CLASSES, counts, strict=True)]
+    st.session_state["atlas"] = (atlas_for, images, captions)
+
+
+st.button("Build the atlas", key="atlas_go", on_click=build_atlas)
+built = st.session_state.get("atlas")
+if built is not None and built[0] == atlas_for:
+    st.image(built[1], caption=built[2], width=150)

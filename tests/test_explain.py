@@ -158,6 +158,17 @@ def test_explain_page_in_apptest(app_env):
     assert sum("deletion AUC" in c for c in captions) == 6  # 2 models x 3 default methods
     at.selectbox(key="explain_target").select("surprise").run()
     assert any("explaining surprise" in s.value for s in at.subheader)
+
+    def atlas_captions() -> list[str]:
+        return [i.caption for el in at.get("image") for i in el.proto.imgs if i.caption.endswith(" faces)")]
+
+    at.number_input(key="atlas_n").set_value(2).run()
+    at.button(key="atlas_go").click().run()
+    assert len(atlas_captions()) == 7 and not at.exception
+    at.selectbox(key="explain_target").select("happy").run()  # another interaction: the atlas stays
+    assert len(atlas_captions()) == 7
+    at.number_input(key="atlas_n").set_value(3).run()  # built for 2 faces per class: gone
+    assert atlas_captions() == []
     at.session_state["explain_request"] = {
         "face": np.full((48, 48), 128, np.uint8),
         "source": "a grey face",
