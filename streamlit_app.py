@@ -23,6 +23,14 @@ PAGES = {
     "Train": [st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:")],
 }
 
-navigation = st.navigation(PAGES)
+# The menu is the app's own (page links), not Streamlit's: with a pages/ folder, a cold server's first
+# visit showed Streamlit's folder menu ("streamlit app", "common", ...) for about a second before the
+# navigation took over. client.showSidebarNavigation = false hides that one; position="hidden" the other.
+navigation = st.navigation(PAGES, position="hidden")
+with st.sidebar:
+    for section, pages in PAGES.items():
+        st.caption(section)
+        for page in pages:
+            st.page_link(page)
 sidebar()
 navigation.run()
