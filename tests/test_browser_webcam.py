@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -57,8 +58,49 @@ def detectable(mini_splits, label: str | None = None) -> np.ndarray:
     return images[detectable_faces(images, create_detector("haar"), limit=1)]
 
 
+def annotated_pixels(page) -> tuple[int, str]:  # noqa: ANN001
+    """Pixels of the returned video near any face colour (the server's box and tag: the colour follows the
+    track id, so a face found again under a new id is still seen; grey pixels excluded), and a line describing
+    the video."""
+    from fer_core.faces.report import COLORS
+
+    video = page.frame_locator("iframe").first.locator("video")
+    shown = np.asarray(Image.open(io.BytesIO(video.screenshot())).convert("RGB")).astype(int)
+    boxes = [np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)]) for c in COLORS]
+    coloured = np.ptp(shown, axis=2) > 30  # the FER face and background are grey, and grey sits near #B279A2
+    count = max(int(((np.abs(shown - b).sum(axis=2) < 60) & coloured).sum()) for b in boxes)
+    state = video.evaluate(
+        "v => `t=${v.currentTime.toFixed(1)}s readyState=${v.readyState} ${v.videoWidth}x${v.videoHeight}`"
+    )
+    return count, f"{state} mean={shown.mean():.0f} annotated={count}"
+
+
+def look_for_annotation(page, seconds: int = 30) -> tuple[bool, list[str]]:  # noqa: ANN001
+    """Look once a second, up to ``seconds``, for an annotated face on the returned video."""
+    looks = []
+    for _ in range(seconds):
+        count, line = annotated_pixels(page)
+        looks.append(line)
+        if count > 300:
+            return True, looks
+        page.wait_for_timeout(1000)
+    return False, looks
+
+
+def wait_for_frames(page, n: int, timeout: int = 60_000) -> None:  # noqa: ANN001
+    page.wait_for_function(
+        f"() => {{ const m = document.body.innerText.match(/Frames analysed: (\\d+)/); return m && +m[1] >= {n}; }}",
+        timeout=timeout,
+    )
+
+
 def stream(url: str, y4m: Path, shot: str, min_frames: int = 15) -> str:
-    """Open the page, press START, wait for ``min_frames`` analysed frames; returns the panel's text."""
+    """Open the page, press START, wait for ``min_frames`` analysed frames and an annotated face on the
+    returned video; returns the panel's text.
+
+    If the first stream's video stays bare although the server analyses frames (seen once in CI, never
+    here), STOP and START once more: a second bare stream fails with what the video showed, a recovered
+    one passes with the first stream's diagnostics in pytest's warnings summary."""
     with sync_playwright() as p:
         browser = launch(p, f"--use-file-for-fake-video-capture={y4m}")
         context = browser.new_context(permissions=["camera"], viewport={"width": 1400, "height": 1000})
@@ -68,23 +110,27 @@ def stream(url: str, y4m: Path, shot: str, min_frames: int = 15) -> str:
         # drawn after the webrtc component: on a loaded machine it can come a while after the title (and a
         # rerun can briefly show a stale copy beside the new one, so wait for the first, not exactly one)
         page.get_by_text("Press START and allow camera access").first.wait_for(timeout=60_000)
-        page.frame_locator("iframe").first.get_by_role("button", name="START").click(timeout=30_000)
-        page.wait_for_function(
-            f"() => {{ const m = document.body.innerText.match(/Frames analysed: (\\d+)/); "
-            f"return m && +m[1] >= {min_frames}; }}",
-            timeout=60_000,
-        )
+        streamer = page.frame_locator("iframe").first
+        streamer.get_by_role("button", name="START").click(timeout=30_000)
+        wait_for_frames(page, min_frames)
         page.wait_for_function("() => /Main face: \\w+ \\(\\d+%\\)/.test(document.body.innerText)", timeout=30_000)
-        page.wait_for_timeout(1000)
+        seen, looks = look_for_annotation(page)
+        if not seen:
+            panel = page.locator("[data-testid='stMain']").inner_text()
+            streamer.get_by_role("button", name="STOP").click(timeout=30_000)
+            streamer.get_by_role("button", name="START").click(timeout=30_000)
+            seen, retry = look_for_annotation(page)
+            assert seen, (
+                "no annotated face on the returned video, twice:\n" + "\n".join(looks[-5:] + retry[-5:]) + panel
+            )
+            warnings.warn(
+                "the first stream's video stayed bare; a restart showed it:\n" + "\n".join(looks[-5:]), stacklevel=2
+            )
         errors = page.locator("[data-testid='stException']")
         assert errors.count() == 0, errors.first.inner_text()
-        video = page.frame_locator("iframe").first.locator("video")
-        shown = np.asarray(Image.open(io.BytesIO(video.screenshot())).convert("RGB")).astype(int)
         page.screenshot(path=str(SHOTS / shot), full_page=True)
         text = page.locator("[data-testid='stMain']").inner_text()
         browser.close()
-    box = np.array([0xE4, 0x57, 0x56])  # face 1's colour: the box and tag drawn by the server on the video
-    assert (np.abs(shown - box).sum(axis=2) < 60).sum() > 300, "no annotated face on the returned video"
     return text
 
 
@@ -154,18 +200,11 @@ def test_capture_the_webcam_face_into_my_faces(zoo_root, mini_splits, tmp_path):
         page.get_by_text("Saved as happy: 1 happy face in My faces.").wait_for(timeout=30_000)
         assert page.locator("[data-testid='stException']").count() == 0
         frames = page.evaluate("() => +document.body.innerText.match(/Frames analysed: (\\d+)/)[1]")
-        page.wait_for_function(  # the stream goes on after the click's rerun
-            f"() => +document.body.innerText.match(/Frames analysed: (\\d+)/)[1] >= {frames + 3}", timeout=60_000
-        )
-        page.wait_for_timeout(1000)
-        shown = np.asarray(Image.open(io.BytesIO(page.frame_locator("iframe").first.locator("video").screenshot())))
+        wait_for_frames(page, frames + 3)  # the stream goes on after the click's rerun
+        seen, looks = look_for_annotation(page)
         page.screenshot(path=str(SHOTS / "webcam_save_to_my_faces.png"))
         browser.close()
-    from fer_core.faces.report import COLORS  # the face's box and tag (its colour follows its track id)
-
-    boxes = [np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)]) for c in COLORS]
-    drawn = max((np.abs(shown[..., :3].astype(int) - b).sum(axis=2) < 60).sum() for b in boxes)
-    assert drawn > 300, "no annotated face on the returned video after saving"
+    assert seen, "no annotated face on the returned video after saving:\n" + "\n".join(looks[-5:])
     (saved,) = (jobs / "my_faces" / "happy").glob("*.png")
     crop = np.asarray(Image.open(saved))
     assert crop.shape == (48, 48) and crop.std() > 10  # a real face crop, not a blank frame
