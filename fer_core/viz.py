@@ -139,17 +139,78 @@ def upscale(face: np.ndarray, size: int = 96) -> Image.Image:
     return Image.fromarray(np.asarray(face, dtype=np.uint8)).resize((size, size), Image.Resampling.NEAREST)
 
 
+# where a point's label may go, the usual first; offsets of the label box's centre from the marker, in units of
+# (label width / 2 + marker radius, label height / 2 + marker radius)
+LABEL_PLACES = {
+    "top center": (0, 1),
+    "bottom center": (0, -1),
+    "middle right": (1, 0),
+    "middle left": (-1, 0),
+    "top right": (1, 1),
+    "top left": (-1, 1),
+    "bottom right": (1, -1),
+    "bottom left": (-1, -1),
+}
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Area shared by two boxes given as (x0, y0, x1, y1)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def label_positions(
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: list[str],
+    size: tuple[float, float] = (800, 300),
+    char_px: float = 6.5,
+    line_px: float = 14,
+    marker_px: float = 6,
+) -> list[str]:
+    """A Plotly ``textposition`` for each point, chosen greedily so labels overlap other labels, markers
+    and the plot's edge least. ``x`` and ``y`` are in axis units already made linear (log10 for a log
+    axis); they are mapped onto a plot of ``size`` pixels, text sized by ``char_px`` per character."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    w, h = size
+
+    def scale(v: np.ndarray, span: float) -> np.ndarray:
+        lo, hi = v.min(), v.max()
+        pad = (hi - lo) * 0.05 or 1.0
+        return (v - lo + pad) / (hi - lo + 2 * pad) * span
+
+    px, py = scale(x, w), scale(y, h)
+    markers = [(a - marker_px, b - marker_px, a + marker_px, b + marker_px) for a, b in zip(px, py, strict=True)]
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for a, b, text in zip(px, py, labels, strict=True):
+        half_w, half_h = len(text) * char_px / 2, line_px / 2
+        best, best_cost, best_box = "top center", float("inf"), (0.0, 0.0, 0.0, 0.0)
+        for place, (dx, dy) in LABEL_PLACES.items():
+            cx, cy = a + dx * (half_w + marker_px), b + dy * (half_h + marker_px)
+            box = (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+            inside = _overlap(box, (0, 0, w, h))
+            cost = sum(_overlap(box, o) for o in placed) + sum(_overlap(box, m) for m in markers)
+            cost += (box[2] - box[0]) * (box[3] - box[1]) - inside
+            if cost < best_cost:
+                best, best_cost, best_box = place, cost, box
+        placed.append(best_box)
+        out.append(best)
+    return out
+
+
 def accuracy_latency_scatter(
     table: pd.DataFrame, acc: str = "PrivateTest acc", latency: str = "CPU ms/face"
 ) -> go.Figure:
     data = table.dropna(subset=[acc, latency])
+    names = [str(m) for m in data["model"]]
+    places = label_positions(np.log10(data[latency].to_numpy(float)), data[acc].to_numpy(float), names) if names else []
     fig = go.Figure(
         go.Scatter(
             x=data[latency],
             y=data[acc],
             mode="markers+text",
-            text=data["model"],
-            textposition="top center",
+            text=names,
+            textposition=places or "top center",
             marker={"size": 12, "color": PALETTE[0]},
         )
     )

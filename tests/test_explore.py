@@ -23,7 +23,15 @@ from fer_core.data import CLASSES
 from fer_core.demo import DEMO_PATH, load_demo
 from fer_core.models import create_model
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
-from fer_core.viz import clicked_cell, confusion_matrix_figure, job_curves, mean_faces
+from fer_core.viz import (
+    LABEL_PLACES,
+    accuracy_latency_scatter,
+    clicked_cell,
+    confusion_matrix_figure,
+    job_curves,
+    label_positions,
+    mean_faces,
+)
 from fer_core.zoo import (
     checkpoints_root,
     list_checkpoints,
@@ -141,6 +149,24 @@ def test_runs_list_nested_roots_in_their_own_place(tmp_path):
     names = [r.name for r in list_runs(runs, zoo, runs / "jobs")]
     assert names == ["vggnet", "lobo_net (shipped)", "20261207-1/run"]
     assert [r.name for r in list_runs(runs)] == ["jobs/20261207-1/run", "vggnet"]  # alone, a root lists all
+
+
+def test_scatter_labels_avoid_each_other():
+    """The zoo's accuracy/latency scatter: models with close scores (msff_cnn and drf_msam, 66.3 and 66.0 at
+    7 and 8 ms) get their labels on different sides instead of printed over each other."""
+    table = pd.DataFrame(
+        {
+            "model": ["msff_cnn", "drf_msam", "lobo_net", "vggnet", "deep_emotion"],
+            "CPU ms/face": [7.0, 8.0, 10.3, 10.4, 0.5],
+            "PrivateTest acc": [66.34, 66.04, 66.87, 66.04, 57.51],
+        }
+    )
+    places = list(accuracy_latency_scatter(table).data[0].textposition)
+    assert set(places) <= set(LABEL_PLACES)
+    assert places[0] != places[1] and places[2] != places[3]
+    assert places[4] == "middle right"  # bottom left of the plot: above, the label would run off its left edge
+    assert label_positions(np.array([0.0]), np.array([1.0]), ["only"]) == ["top center"]  # alone: the usual place
+    assert len(accuracy_latency_scatter(table.iloc[:0]).data[0].x) == 0  # no model measured yet: no error
 
 
 def test_confusion_matrix_figure_is_clickable():
