@@ -19,8 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Tests never read or write the user's decode cache."""
-    os.environ["FER_CACHE_DIR"] = str(tmp_path_factory.mktemp("fer_cache"))
+    """Tests never read or write the user's decode cache, runs, jobs or fine-tuned models (a test that
+    sets none of these still writes under a temporary folder, not the checkout); a test that needs its
+    own sets it again."""
+    for var, name in [
+        ("FER_CACHE_DIR", "fer_cache"),
+        ("FER_RUNS_DIR", "runs"),
+        ("FER_JOBS_DIR", "jobs"),
+        ("FER_USER_MODELS", "user_models"),
+    ]:
+        os.environ[var] = str(tmp_path_factory.mktemp(name))
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
