@@ -43,12 +43,13 @@ def list_runs(*roots: str | Path) -> list[RunInfo]:
     place only, so a caller decides where background jobs come (the Training page: own runs, then the
     shipped zoo, then jobs and sweeps)."""
     folders = [Path(r) for r in roots if Path(r).is_dir()]
+    resolved = [f.resolve() for f in folders]
     out = []
-    for root in folders:
-        nested = [o for o in folders if o.resolve() != root.resolve() and o.resolve().is_relative_to(root.resolve())]
+    for root, real in zip(folders, resolved, strict=True):
+        nested = [o for o in resolved if o != real and o.is_relative_to(real)]
         for log in sorted(root.rglob("log.csv")):
             folder = log.parent
-            if any(folder.resolve().is_relative_to(o.resolve()) for o in nested):
+            if nested and any(folder.resolve().is_relative_to(o) for o in nested):
                 continue
             source = "run" if (folder / "config.json").is_file() else "shipped"
             info = _read(folder, source, _run_name(folder, root))
