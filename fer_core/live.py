@@ -39,7 +39,7 @@ import torch
 from .data.faceset import CLASSES
 from .faces.crop import crop_face
 from .faces.detect import Detection, FaceDetector, resolve_detector
-from .faces.report import CLASS_COLORS, COLORS
+from .faces.report import CLASS_COLORS, face_color, hex_to_rgb
 from .faces.track import IoUTracker
 from .inference import LoadedModel, classify_faces, reading_order
 
@@ -450,14 +450,10 @@ class LatestFrameWorker:
 
 
 # ---- drawing -------------------------------------------------------------------------------------
-def _rgb(hex_color: str) -> tuple[int, int, int]:
-    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-
-
 def draw_face(out: np.ndarray, face: LiveFace, classes: Sequence[str]) -> None:
     """Box in the face's colour, then above it: a drawn emoji, "label 87%", and a probability bar."""
     x, y, w, h = face.box
-    color = _rgb(COLORS[(face.id - 1) % len(COLORS)])
+    color = hex_to_rgb(face_color(face.id))
     thick = max(2, round(max(out.shape[:2]) / 320))
     cv2.rectangle(out, (x, y), (x + w, y + h), color, thick, cv2.LINE_AA)
     scale = max(0.45, min(1.0, w / 220))
@@ -478,7 +474,8 @@ def draw_face(out: np.ndarray, face: LiveFace, classes: Sequence[str]) -> None:
     for c, p in zip(classes, face.probs, strict=True):
         seg = round(float(p) * span)
         if seg > 0:
-            cv2.rectangle(out, (left, bar_top), (left + seg, bar_top + bar_h), _rgb(CLASS_COLORS.get(c, "#888888")), -1)
+            class_rgb = hex_to_rgb(CLASS_COLORS.get(c, "#888888"))
+            cv2.rectangle(out, (left, bar_top), (left + seg, bar_top + bar_h), class_rgb, -1)
             left += seg
 
 

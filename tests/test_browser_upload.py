@@ -15,6 +15,8 @@ require_browser()
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from fer_core.faces.report import hex_to_rgb  # noqa: E402
+
 SHOTS = ROOT / "screenshots"
 
 
@@ -48,7 +50,7 @@ def test_upload_a_photo_and_see_boxes_and_bars(zoo_root, tmp_path_factory, group
         assert images.count() >= 4
         photo = np.asarray(Image.open(io.BytesIO(images.first.screenshot())).convert("RGB")).astype(int)
         for color in ("#E45756", "#4C78A8", "#54A24B"):  # the three boxes' colours are on the photo as shown
-            rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+            rgb = np.array(hex_to_rgb(color))
             assert (np.abs(photo - rgb).sum(axis=2) < 40).sum() > 200, color
         assert page.get_by_role("button", name="Explain this face").count() == 3
         assert page.get_by_role("button", name="Download results (CSV)").count() == 1

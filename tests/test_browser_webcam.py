@@ -62,11 +62,11 @@ def annotated_pixels(page) -> tuple[int, str]:  # noqa: ANN001
     """Pixels of the returned video near any face colour (the server's box and tag: the colour follows the
     track id, so a face found again under a new id is still seen; grey pixels excluded), and a line describing
     the video."""
-    from fer_core.faces.report import COLORS
+    from fer_core.faces.report import COLORS, hex_to_rgb
 
     video = page.frame_locator("iframe").first.locator("video")
     shown = np.asarray(Image.open(io.BytesIO(video.screenshot())).convert("RGB")).astype(int)
-    boxes = [np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)]) for c in COLORS]
+    boxes = [np.array(hex_to_rgb(c)) for c in COLORS]
     coloured = np.ptp(shown, axis=2) > 30  # the FER face and background are grey, and grey sits near #B279A2
     count = max(int(((np.abs(shown - b).sum(axis=2) < 60) & coloured).sum()) for b in boxes)
     state = video.evaluate(
@@ -85,6 +85,11 @@ def look_for_annotation(page, seconds: int = 30) -> tuple[bool, list[str]]:  # n
             return True, looks
         page.wait_for_timeout(1000)
     return False, looks
+
+
+def frames_analysed(page) -> int:  # noqa: ANN001
+    """The panel's "Frames analysed" count (0 before the first frame)."""
+    return page.evaluate("() => +(document.body.innerText.match(/Frames analysed: (\\d+)/) || [0, 0])[1]")
 
 
 def wait_for_frames(page, n: int, timeout: int = 60_000) -> None:  # noqa: ANN001
@@ -199,8 +204,7 @@ def test_capture_the_webcam_face_into_my_faces(zoo_root, mini_splits, tmp_path):
         save.click()
         page.get_by_text("Saved as happy: 1 happy face in My faces.").wait_for(timeout=30_000)
         assert page.locator("[data-testid='stException']").count() == 0
-        frames = page.evaluate("() => +document.body.innerText.match(/Frames analysed: (\\d+)/)[1]")
-        wait_for_frames(page, frames + 3)  # the stream goes on after the click's rerun
+        wait_for_frames(page, frames_analysed(page) + 3)  # the stream goes on after the click's rerun
         seen, looks = look_for_annotation(page)
         page.screenshot(path=str(SHOTS / "webcam_save_to_my_faces.png"))
         browser.close()

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from fer_core.faces.report import COLORS
+from fer_core.faces.report import COLORS, hex_to_rgb
 from fer_core.faces.track import iou
 from fer_core.live import EmaSmoother, LatestFrameWorker, LiveConfig, LiveProcessor, default_model, newest_frame
 
@@ -74,7 +74,7 @@ def test_boxes_labels_and_bars_are_drawn_on_two_faces(tiny_model, faces):
         assert face.label in tiny_model.classes and face.label == tiny_model.classes[int(face.probs.argmax())]
         assert face.probs.sum() == pytest.approx(1.0, abs=1e-4)
         assert face.crop.shape == (48, 48) and face.crop.dtype == np.uint8
-        color = np.array([int(COLORS[face.id - 1][i : i + 2], 16) for i in (1, 3, 5)])
+        color = np.array(hex_to_rgb(COLORS[face.id - 1]))
         bx, by, bw, bh = face.box
         edge = drawn[by + bh // 4 : by + 3 * bh // 4, bx - 1 : bx + 2].reshape(-1, 3).astype(int)
         assert (np.abs(edge - color).sum(axis=1) < 30).mean() > 0.8  # the box's left side in the face colour

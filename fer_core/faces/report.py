@@ -28,6 +28,12 @@ def face_color(face_id: int) -> str:
     return COLORS[(face_id - 1) % len(COLORS)]
 
 
+def hex_to_rgb(hex_color: str) -> tuple[int, int, int]:
+    """``"#E45756"`` -> ``(228, 87, 86)``: OpenCV drawing and pixel checks want the colours as numbers."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return r, g, b
+
+
 def draw_boxes(image: Image.Image, faces: list[FaceResult]) -> Image.Image:
     """A copy of ``image`` with each face's box and "id label %" above it; flagged faces get a dashed look."""
     out = image.convert("RGB").copy()
