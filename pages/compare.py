@@ -44,6 +44,7 @@ def gallery(indices: np.ndarray, title: str, key: str) -> None:
     st.markdown(f"**{title}**: {len(indices)} faces" + (f", showing {len(shown)}" if len(shown) < len(indices) else ""))
     if len(indices) and not shown:
         st.info("These faces are not in the demo sample: set a FER2013 folder in the sidebar to see them.")
+    if not shown:  # nothing to pick from: no picker, no button
         return
     captions = []
     for i in shown:
@@ -68,13 +69,13 @@ def gallery(indices: np.ndarray, title: str, key: str) -> None:
             "source": fs.names[face_index[i]],
         }
         st.session_state["face_source"] = "From another page"  # the Explain page's widgets start on it
-        st.session_state["explain_models"] = [p.model for p in preds]
         st.switch_page("pages/explain.py")
 
 
 st.subheader("Confusion matrices")
 st.caption("Rows: true class; columns: predicted. Click a cell to see its faces.")
-cols = st.columns(len(preds))
+# one row of two, or two rows of two: a 7x7 matrix needs about half the page's width to stay readable
+cols = [col for row in range(0, len(preds), 2) for col in st.columns(2)][: len(preds)]
 selected = None
 for col, p in zip(cols, preds, strict=True):
     m = classification_metrics(p.probs, p.labels, CLASSES)
@@ -99,12 +100,15 @@ if len(preds) >= 2:
     a, b = st.columns(2)
     first = a.selectbox("Model A", chosen, index=0, key="dis_a")
     second = b.selectbox("Model B", chosen, index=1, key="dis_b")
-    pa, pb = preds[chosen.index(first)], preds[chosen.index(second)]
-    dis = disagreements(pa, pb)
-    right_a = int((pa.preds[dis] == pa.labels[dis]).sum())
-    right_b = int((pb.preds[dis] == pb.labels[dis]).sum())
-    st.caption(f"They disagree on {len(dis)} faces: {first} is right on {right_a}, {second} on {right_b}.")
-    gallery(dis, f"{first} vs {second}", "disagree")
+    if first == second:
+        st.info("Pick two different models to see the faces they disagree on.")
+    else:
+        pa, pb = preds[chosen.index(first)], preds[chosen.index(second)]
+        dis = disagreements(pa, pb)
+        right_a = int((pa.preds[dis] == pa.labels[dis]).sum())
+        right_b = int((pb.preds[dis] == pb.labels[dis]).sum())
+        st.caption(f"They disagree on {len(dis)} faces: {first} is right on {right_a}, {second} on {right_b}.")
+        gallery(dis, f"{first} vs {second}", "disagree")
 
 st.subheader("Ensemble builder")
 st.caption("Mean of the members' saved probabilities, weighted; computed live on the chosen split.")
@@ -132,7 +136,8 @@ if members:
         m = classification_metrics(ens.probs, ens.labels, CLASSES)
         best_single = max(predictions(by_name[x], split, tta).accuracy for x in members)
         k1, k2, k3 = st.columns(3)
-        k1.metric("Ensemble accuracy", f"{m['accuracy']:.2%}", f"{m['accuracy'] - best_single:+.2%} vs best member")
+        gain = 100 * (m["accuracy"] - best_single)  # percentage points, not a relative change
+        k1.metric("Ensemble accuracy", f"{m['accuracy']:.2%}", f"{gain:+.2f} points vs best member")
         k2.metric("Macro-F1", f"{m['macro_f1']:.3f}")
         k3.metric("Top-2 accuracy", f"{m['top2_accuracy']:.2%}")
         st.plotly_chart(

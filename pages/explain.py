@@ -50,6 +50,10 @@ if face is None:
 
 # ---- what to show --------------------------------------------------------------------------------
 wanted = [m for m in st.session_state.get("explain_models", []) if m in by_name]
+if request and st.session_state.get("explain_request_seen") is not request:
+    # a face sent by another page comes with the models it was shown with there, once: the user's later choice stays
+    st.session_state["explain_request_seen"] = request
+    wanted = [m for m in request.get("models", []) if m in by_name] or wanted
 st.session_state["explain_models"] = (wanted or list(by_name)[:2])[:4]
 c1, c2 = st.columns([2, 3])
 chosen = c1.multiselect("Models", list(by_name), max_selections=4, key="explain_models")

@@ -118,6 +118,16 @@ def test_compare_page_and_ensemble_builder(app_env, zoo_root):
     assert not at.exception and at.metric
 
 
+def test_compare_page_disagreements_need_two_different_models(app_env):
+    at = open_page("pages/compare.py", str(MINI_FOLDER))
+    assert at.button(key="explain_disagree")  # alpha and beta disagree on some faces: a picker and a button
+    at.selectbox(key="dis_b").set_value("alpha").run()  # the same model twice: nothing to pick, nothing to press
+    assert not at.exception
+    assert any("two different models" in m.value for m in at.info)
+    assert not [b for b in at.button if b.key == "explain_disagree"]
+    assert at.metric[0].delta.endswith("points vs best member")  # percentage points, not a relative %
+
+
 def test_compare_page_with_no_checkpoints(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("FER_CHECKPOINTS", str(tmp_path / "empty"))
     at = open_page("pages/compare.py")

@@ -178,7 +178,22 @@ def test_explain_page_in_apptest(app_env):
     assert at.radio(key="face_source").options[-1] == "From another page"
     at.radio(key="face_source").set_value("From another page").run()
     assert not at.exception
+    assert at.multiselect(key="explain_models").value == ["beta"]  # the models it was sent with
+    at.multiselect(key="explain_models").set_value(["alpha"]).run()  # once: the user's choice then stays
+    assert at.multiselect(key="explain_models").value == ["alpha"]
     assert any("a grey face" in c for el in at.get("image") for c in [i.caption for i in el.proto.imgs])
+
+
+def test_explain_page_says_plainly_when_an_upload_is_not_an_image(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/explain.py").run()
+    at.radio(key="face_source").set_value("Upload a face").run()
+    at.file_uploader(key="face_upload").set_value(("notes.jpg", b"meeting notes, not a photo", "image/jpeg")).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["notes.jpg: not an image (expected JPEG, PNG, GIF, WebP, BMP or TIFF)"]
 
 
 def test_explain_page_in_chromium(zoo_root, tmp_path):

@@ -313,7 +313,7 @@ def test_empty_class_and_stray_files_are_reported(fer_copy, mini_splits):
     skipped = next(n for n in notes if n.startswith("skipped 2 unreadable files"))
     bad = splits["Training"].summary.bad_files
     assert any("notes.txt: not an image file" in b for b in bad), skipped
-    assert any("page.jpg: not a readable image" in b for b in bad)
+    assert any("page.jpg: not an image (expected JPEG" in b for b in bad)
 
 
 def test_csv_malformed_rows_are_named_and_the_rest_load(tmp_path):

@@ -71,14 +71,16 @@ def test_upload_photos_shows_boxes_bars_and_messages(app_env, findable_faces):
 def test_explain_this_face_opens_the_explain_page_with_the_face(app_env, findable_faces):
     at = upload_page()
     photo, _ = compose_scene(findable_faces[:1], (400, 300), 150)
+    at.multiselect(key="upload_models").set_value(["beta"]).run()
     at.file_uploader(key="uploads").set_value(("me.png", png(photo), "image/png")).run()
     button = at.button(key="explain_0_1")
     if (ROOT / "pages" / "explain.py").is_file():
         button.click().run()
         request = at.session_state["explain_request"]
-        assert request["source"] == "me.png, face 1" and request["models"] == ["alpha", "beta"]
+        assert request["source"] == "me.png, face 1" and request["models"] == ["beta"]
         assert request["face"].shape == (48, 48) and request["face"].dtype == np.uint8
-        assert at.title[0].value != "Upload photos"  # we are on the Explain page now
+        assert at.title[0].value == "Explain"
+        assert at.multiselect(key="explain_models").value == ["beta"]  # the models the face was shown with
     else:
         assert button.disabled and button.help == "The Explain page is not built yet"
 

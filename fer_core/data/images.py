@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 from .faceset import IMAGE_SIZE
 
+NOT_AN_IMAGE = "not an image (expected JPEG, PNG, GIF, WebP, BMP or TIFF)"
 MAX_PIXELS = 40_000_000  # a 6k x 6k photo is fine; a decompression bomb is not.
 # The formats we read, by content (Pillow sniffs magic bytes, whatever the file is called). Pillow knows 40
 # more, each a parser of untrusted bytes, and opening EPS runs Ghostscript: a photo app needs none of them.
@@ -55,6 +56,8 @@ def open_image(path_or_file: str | Path | object) -> Image.Image:
             img.load()
     except ValueError:
         raise
+    except Image.UnidentifiedImageError:  # its message names the file object (an upload's internals)
+        raise ValueError(NOT_AN_IMAGE) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow refused it before we saw its size
         size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"

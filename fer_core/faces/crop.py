@@ -66,12 +66,7 @@ def read_image(image: Any, source: str | None = None) -> LoadedImage:
             source = source or getattr(image, "name", None)
         if size == 0:
             raise ValueError("empty file (0 bytes)")
-        try:
-            img = open_image(data)
-        except ValueError as exc:
-            if "UnidentifiedImageError" in str(exc):  # PIL's message names a BytesIO object: say it plainly
-                raise ValueError("not an image (expected JPEG, PNG, GIF, WebP, BMP or TIFF)") from None
-            raise
+        img = open_image(data)
     if img.width * img.height > MAX_PIXELS:
         raise ValueError(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS:,})")
     if img.width == 0 or img.height == 0:
