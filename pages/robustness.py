@@ -62,18 +62,25 @@ def stored(entry: ZooEntry, filename: str) -> dict | None:
     return _stored(str(path), path.stat().st_mtime if path.is_file() else 0.0)
 
 
-def say(kind: str, text: str) -> None:
-    st.session_state["rb_message"] = (kind, text)
+def say(kind: str, text: str, place: str = "reports") -> None:
+    """Keep a message for the next run, to show once beside what caused it: "reports" or "crossdata"."""
+    st.session_state["rb_message"] = (place, kind, text)
 
 
-def submit(spec: JobSpec) -> None:
+def show_message(place: str) -> None:
+    if st.session_state.get("rb_message", ("",))[0] == place:
+        _, kind, text = st.session_state.pop("rb_message")
+        getattr(st, kind)(text)
+
+
+def submit(spec: JobSpec, place: str = "reports") -> None:
     try:
         job = runner.submit(spec)
     except JobError as exc:
-        say("error", str(exc))
+        say("error", str(exc), place)
         return
     queued = "queued behind the running job" if job.state == "queued" else "started"
-    say("success", f"{spec.name}: {queued}; results appear here when it ends.")
+    say("success", f"{spec.name}: {queued}; results appear here when it ends.", place)
 
 
 def launch_report(name: str) -> None:
@@ -91,7 +98,7 @@ def launch_crossdata() -> None:
     s = st.session_state
     folder = s["rb_folder"].strip()
     if not folder:
-        say("error", "Type the folder of the dataset first (class folders: angry/, happy/, ...).")
+        say("error", "Type the folder of the dataset first (class folders: angry/, happy/, ...).", "crossdata")
         return
     for name in s["rb_cross_models"]:
         spec = JobSpec(
@@ -102,7 +109,7 @@ def launch_crossdata() -> None:
             register=False,
             options={"faces": s["rb_faces"], "corruptions": bool(s["rb_cross_corr"])},
         )
-        submit(spec)
+        submit(spec, "crossdata")
 
 
 def cancel(job_id: str) -> None:
@@ -147,9 +154,7 @@ for name in chosen:
             disabled=not fer_dir,
             help=None if fer_dir else "Needs FER2013 (PublicTest and PrivateTest): set the folder in the sidebar.",
         )
-if "rb_message" in st.session_state:
-    kind, text = st.session_state["rb_message"]
-    getattr(st, kind)(text)
+show_message("reports")
 shown = {n: reports[n] for n in chosen if reports[n]}
 
 # ---- calibration --------------------------------------------------------------------------------------
@@ -292,6 +297,7 @@ with st.form("rb_cross_form", border=True):
     c1.multiselect("Models", list(zoo), default=chosen, key="rb_cross_models")
     c2.checkbox("Also the corruptions (50 passes: slower)", key="rb_cross_corr")
     st.form_submit_button("Evaluate in the background", on_click=launch_crossdata)
+show_message("crossdata")
 
 
 # ---- jobs ---------------------------------------------------------------------------------------------------

@@ -107,6 +107,18 @@ def test_another_dataset_as_a_background_job(env):
     assert any("no face found in 1 photos" in c.value for c in at.caption)
 
 
+def test_a_wrong_dataset_folder_is_said_beside_the_form_once(env):
+    at = open_page()
+    at.text_input(key="rb_folder").input("/nonexistent/jaffe")
+    at.button[-1].click().run()  # the form's submit button
+    assert not at.exception
+    order = [type(e).__name__ + ":" + str(getattr(e, "key", None) or getattr(e, "value", "")) for e in at.main]
+    submit = next(i for i, e in enumerate(order) if e.startswith("Button:FormSubmitter:rb_cross_form"))
+    assert order[submit + 1] == "Error:dataset folder '/nonexistent/jaffe' does not exist"  # right under the form
+    at.slider(key="rb_severity").set_value(2).run()  # the next interaction clears it
+    assert not at.error
+
+
 def test_page_without_any_report(env):
     (env / "alpha" / "robustness.json").unlink()
     at = open_page()
