@@ -140,6 +140,8 @@ def zoo_table(entries: list[ZooEntry]) -> pd.DataFrame:
                 row[f"{split} acc"] = round(100 * m["none"]["accuracy"], 2) if "none" in m else None
                 row[f"{split} ten-crop"] = round(100 * m["tencrop"]["accuracy"], 2) if "tencrop" in m else None
                 row[f"{split} macro-F1"] = round(100 * m["none"]["macro_f1"], 2) if "none" in m else None
+            n = [splits.get(split, {}).get("none", {}).get("n") for split in ("PublicTest", "PrivateTest")]
+            row["test faces"] = " / ".join(f"{k:,}" for k in n) if all(n) else None  # a fine-tune's folder may be small
             row["published"] = published
             row["recipe"] = (
                 f"{cfg.get('optimizer')} lr {cfg.get('lr')}, {cfg.get('schedule')} schedule, "

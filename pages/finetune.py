@@ -371,9 +371,12 @@ def compare(job: Job) -> None:
     n = after.get("n", 0)
     st.caption(f"On {r['eval_split']} ({n:,} faces); the new model is in the zoo as **{r.get('model', '-')}**.")
     if 0 < n < SMALL_COMPARISON:
+        own = r["eval_split"].startswith("held-out")  # the user's own faces, or a FER2013 folder's PublicTest
+        where = "were held out" if own else f"are in {r['eval_split']}"
+        more = "Add more faces of each expression" if own else "Use the full FER2013 folder (3,589 PublicTest faces)"
         st.warning(
-            f"Only {n} faces were held out: one face moves the accuracy by {100 / n:.0f} points, so this "
-            "comparison says little. Add more faces of each expression for a meaningful one.",
+            f"Only {n} faces {where}: one face moves the accuracy by {100 / n:.0f} points, so this "
+            f"comparison says little. {more} for a meaningful one.",
             icon=":material/info:",
         )
     c1, c2 = st.columns(2)

@@ -20,6 +20,7 @@ entries = get_zoo()
 table = zoo_table(entries)
 # the columns that fit the page; the rest (size, training time, recipe, published figure) one click away
 MAIN_COLUMNS = [c for c in ZOO_COLUMNS if c not in ("size (MB)", "best epoch", "train hours", "published")]
+FULL_TEST_FACES = "3,589 / 3,589"  # FER2013's PublicTest / PrivateTest, what every shipped number is measured on
 st.subheader("Shipped checkpoints")
 if table.empty:
     st.info("No checkpoints in checkpoints/ yet. Train some with `python scripts/train_all.py --ship checkpoints`.")
@@ -31,9 +32,18 @@ else:
         rows = ok[ok["origin"] == origin]
         if rows.empty:
             continue
+        shown = [c for c in MAIN_COLUMNS if c in rows and rows[c].notna().any()]
         if title:
             st.markdown(f"**{title}** (made on the Fine-tune page; manage them there)")
-        shown = [c for c in MAIN_COLUMNS if c in rows and rows[c].notna().any()]
+            # scored on the FER2013 folder their job used, which may be a small one: say how many faces
+            if rows["test faces"].notna().any():
+                shown.insert(1, "test faces")
+            small = rows[rows["test faces"].notna() & (rows["test faces"] != FULL_TEST_FACES)]["model"]
+            if len(small):
+                st.caption(
+                    f"{', '.join(small)}: scored on a smaller folder than FER2013's test splits "
+                    f"({FULL_TEST_FACES} PublicTest / PrivateTest faces), so not comparable with the shipped numbers."
+                )
         st.dataframe(rows[shown], hide_index=True, key=f"zoo_table_{origin}")
         with st.expander("All columns: size, best epoch, training time and hardware, recipe, published figure"):
             st.dataframe(rows.drop(columns=["origin"]).dropna(axis=1, how="all"), hide_index=True)

@@ -60,13 +60,17 @@ def test_zoo_page_lists_checkpoints_and_flags_broken_ones(app_env):
     assert charts(at)  # accuracy vs latency
 
 
-def test_zoo_page_lists_fine_tuned_models_apart(app_env, zoo_root, tmp_path):
+def test_zoo_page_lists_fine_tuned_models_apart(app_env, zoo_root, tmp_path, mini_splits):
     shutil.copytree(zoo_root / "alpha", tmp_path / "user_models" / "my-alpha")
     at = open_page("pages/zoo.py")
     tables = [d.value for d in at.dataframe]
     assert set(tables[0]["model"]) == {"alpha", "beta"}  # shipped
     assert list(tables[2]["model"]) == ["my-alpha"]  # then the user's own, in a table of their own
     assert any("Your fine-tuned models" in m.value for m in at.markdown)
+    assert "test faces" not in tables[0]  # shipped: FER2013's test splits, always
+    n = [len(mini_splits[s]) for s in ("PublicTest", "PrivateTest")]
+    assert list(tables[2]["test faces"]) == [f"{n[0]} / {n[1]}"]  # the user's: whatever folder the job used
+    assert any("my-alpha: scored on a smaller folder" in c.value for c in at.caption)
 
 
 def test_dataset_page(app_env):
