@@ -226,6 +226,16 @@ def accuracy_latency_scatter(
     return fig
 
 
+# the epoch log's columns as an axis reads them
+CURVE_AXES = {
+    "val_acc": "accuracy",
+    "train_acc": "accuracy",
+    "val_loss": "loss",
+    "train_loss": "loss",
+    "lr": "learning rate",
+}
+
+
 def learning_curves(logs: dict[str, pd.DataFrame], column: str, title: str = "") -> go.Figure:
     fig = go.Figure()
     for i, (name, log) in enumerate(logs.items()):
@@ -243,7 +253,8 @@ def learning_curves(logs: dict[str, pd.DataFrame], column: str, title: str = "")
     fig.update_layout(
         title={"text": title, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}},
         xaxis_title="epoch",
-        yaxis_title=column,
+        yaxis_title=CURVE_AXES.get(column, column),
+        yaxis_tickformat=".0%" if column.endswith("_acc") else None,
         height=300 + 22 * rows,
         margin={"l": 10, "r": 10, "t": 36 + 22 * rows, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
@@ -318,7 +329,7 @@ def probability_bars(
 def settings_parallel_coordinates(table: pd.DataFrame, settings: list[str], metric: str = "best_val_acc") -> go.Figure:
     """One line per run across its settings (categorical ones as ticks) to ``metric``, coloured by it:
     which optimizer, learning rate and schedule go with high accuracy, at a glance (sweeps)."""
-    dims = []
+    dims, longest = [], 0
     for col in settings:
         values = table[col]
         if pd.api.types.is_numeric_dtype(values) and col != "lr":
@@ -327,11 +338,13 @@ def settings_parallel_coordinates(table: pd.DataFrame, settings: list[str], metr
             cats = sorted(values.astype(str).unique(), key=lambda v: (len(v), v) if col != "lr" else float(v))
             codes = values.astype(str).map({c: i for i, c in enumerate(cats)})
             dims.append({"label": col, "values": codes, "tickvals": list(range(len(cats))), "ticktext": cats})
+            if not dims[:-1]:  # the first axis's tick labels sit left of it: room for the longest
+                longest = max(map(len, cats))
     dims.append({"label": metric, "values": table[metric]})
     fig = go.Figure(
         go.Parcoords(line={"color": table[metric], "colorscale": "Viridis", "showscale": True}, dimensions=dims)
     )
-    fig.update_layout(height=360, margin={"l": 90, "r": 40, "t": 50, "b": 20})
+    fig.update_layout(height=360, margin={"l": max(90, 7 * longest + 10), "r": 40, "t": 50, "b": 20})
     return fig
 
 

@@ -9,6 +9,7 @@ from fer_core.zoo import checkpoints_root
 from pages._common import in_app_frame, runs_dir
 
 in_app_frame()
+RUN_COLUMNS = ["batch_size", "epochs_run", "epochs_planned", "best_epoch"]  # shown with spaces, not underscores
 
 st.title("Training runs")
 # own runs first, then the shipped zoo, then background jobs and sweeps (also where runs/jobs lies inside runs/)
@@ -29,7 +30,12 @@ c4.plotly_chart(learning_curves(logs, "train_loss", "Training loss"), key="train
 st.plotly_chart(learning_curves(logs, "lr", "Learning rate"), key="lr")
 
 st.subheader("Run configurations, best PublicTest accuracy first")
-st.dataframe(runs_table([r for r in runs if r.name in chosen]), hide_index=True, key="runs_table")
+st.dataframe(
+    runs_table([r for r in runs if r.name in chosen]).style.format({"best_val_acc": "{:.2%}", "lr": "{:g}"}),
+    hide_index=True,
+    key="runs_table",
+    column_config={c: c.replace("_", " ") for c in RUN_COLUMNS} | {"best_val_acc": "best PublicTest acc"},
+)
 st.caption(
     "Accuracies here are the training loop's own end-of-epoch check of its float32 weights; the Model zoo "
     "evaluates the shipped weights (stored in fp16 where that keeps PrivateTest accuracy within 0.1 points), so "

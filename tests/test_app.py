@@ -3,6 +3,7 @@ dataset, with good and broken checkpoints; the expected widgets and figures are 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -153,3 +154,8 @@ def test_training_page_with_runs(app_env, tmp_path, mini_splits):
     at = open_page("pages/training.py")
     assert "vggnet" in at.multiselect(key="runs").options
     assert len(charts(at)) == 5 and at.dataframe
+    layout = json.loads(next(c for c in charts(at) if c.key == "val_acc").proto.spec)["layout"]
+    assert layout["yaxis"]["title"]["text"] == "accuracy" and layout["yaxis"]["tickformat"] == ".0%"
+    table = at.dataframe[0].proto  # the runs table: labels without underscores, accuracy in %
+    assert "best PublicTest acc" in table.columns and "epochs run" in table.columns
+    assert b"%" in table.arrow_data.styler.display_values

@@ -31,6 +31,7 @@ from fer_core.viz import (
     job_curves,
     label_positions,
     mean_faces,
+    settings_parallel_coordinates,
 )
 from fer_core.zoo import (
     checkpoints_root,
@@ -167,6 +168,21 @@ def test_scatter_labels_avoid_each_other():
     assert places[4] == "middle right"  # bottom left of the plot: above, the label would run off its left edge
     assert label_positions(np.array([0.0]), np.array([1.0]), ["only"]) == ["top center"]  # alone: the usual place
     assert len(accuracy_latency_scatter(table.iloc[:0]).data[0].x) == 0  # no model measured yet: no error
+
+
+def test_parallel_coordinates_leave_room_for_long_run_names():
+    table = pd.DataFrame(
+        {
+            "model": ["vggnet", "lobo_net_2conv_bn_dropout"],
+            "optimizer": ["sgd", "adam"],
+            "lr": [0.01, 1e-4],
+            "best_val_acc": [0.66, 0.61],
+        }
+    )
+    fig = settings_parallel_coordinates(table, ["model", "optimizer", "lr"])
+    assert list(fig.data[0].dimensions[0].ticktext) == ["vggnet", "lobo_net_2conv_bn_dropout"]
+    assert fig.layout.margin.l >= 7 * len("lobo_net_2conv_bn_dropout")  # the first axis's labels sit left of it
+    assert settings_parallel_coordinates(table.assign(model="a"), ["model"]).layout.margin.l == 90  # short: as before
 
 
 def test_confusion_matrix_figure_is_clickable():
