@@ -44,3 +44,13 @@ def load_demo(path: Path = DEMO_PATH) -> FaceSet:
             [str(n) for n in z["names"]],
             CLASSES,
         )
+
+
+def one_of_each_class(faces: FaceSet) -> np.ndarray:
+    """Indices taking one face of every class in turn (angry, disgust, ..., then again): the demo sample is
+    stored class by class, so its first faces are all angry; this order shows every expression early."""
+    labels = faces.labels.numpy()
+    ranks = np.zeros(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        ranks[labels == c] = np.arange((labels == c).sum())  # the k-th face of its class
+    return np.lexsort((labels, ranks))  # by rank, then class

@@ -74,12 +74,14 @@ def _analyse_video(
 
 @st.cache_data
 def _sample_photo() -> bytes:
-    """Four FER2013 demo faces the detector finds, pasted into a 960x600 scene (no real person's photo)."""
+    """Four FER2013 demo faces the detector finds, of different expressions, pasted into a 960x600 scene (no
+    real person's photo)."""
     import io
 
-    from fer_core.demo import load_demo
+    from fer_core.demo import load_demo, one_of_each_class
 
-    faces = load_demo().images.numpy()
+    demo = load_demo()
+    faces = demo.images.numpy()[one_of_each_class(demo)]  # four different expressions, not four angry faces
     picked = detectable_faces(faces, _detector("haar"), limit=4)
     img, _ = compose_scene([faces[i] for i in picked], (960, 600), 150, seed=3)
     buf = io.BytesIO()

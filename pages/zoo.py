@@ -20,6 +20,12 @@ entries = get_zoo()
 table = zoo_table(entries)
 # the columns that fit the page; the rest (size, training time, recipe, published figure) one click away
 MAIN_COLUMNS = [c for c in ZOO_COLUMNS if c not in ("size (MB)", "best epoch", "train hours", "published")]
+# accuracies and F1 in % with two decimals alike (58.60, not 58.6 beside 60.01)
+PERCENT_COLUMNS = {
+    f"{split} {metric}": st.column_config.NumberColumn(format="%.2f")
+    for split in ("PublicTest", "PrivateTest")
+    for metric in ("acc", "ten-crop", "macro-F1")
+}
 FULL_TEST_FACES = "3,589 / 3,589"  # FER2013's PublicTest / PrivateTest, what every shipped number is measured on
 st.subheader("Shipped checkpoints")
 if table.empty:
@@ -44,9 +50,10 @@ else:
                     f"{', '.join(small)}: scored on a smaller folder than FER2013's test splits "
                     f"({FULL_TEST_FACES} PublicTest / PrivateTest faces), so not comparable with the shipped numbers."
                 )
-        st.dataframe(rows[shown], hide_index=True, key=f"zoo_table_{origin}")
+        st.dataframe(rows[shown], hide_index=True, key=f"zoo_table_{origin}", column_config=PERCENT_COLUMNS)
         with st.expander("All columns: size, best epoch, training time and hardware, recipe, published figure"):
-            st.dataframe(rows.drop(columns=["origin"]).dropna(axis=1, how="all"), hide_index=True)
+            everything = rows.drop(columns=["origin"]).dropna(axis=1, how="all")
+            st.dataframe(everything, hide_index=True, column_config=PERCENT_COLUMNS)
     if ok["CPU ms/face"].notna().any():
         st.plotly_chart(accuracy_latency_scatter(ok), key="acc_latency")
     else:

@@ -56,6 +56,8 @@ def test_zoo_page_lists_checkpoints_and_flags_broken_ones(app_env):
     assert set(table["model"]) == {"alpha", "beta"}
     assert "PrivateTest acc" in table and "recipe" not in table  # the main table fits the page...
     assert {"recipe", "best epoch", "published"} <= set(everything)  # ...the rest is in "All columns"
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert config["PrivateTest acc"]["type_config"]["format"] == "%.2f"  # 58.60 beside 60.01, not 58.6
     warnings = " ".join(w.value for w in at.warning)
     assert "broken" in warnings and "pickled" in warnings
     assert charts(at)  # accuracy vs latency

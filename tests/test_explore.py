@@ -20,7 +20,7 @@ from fer_core.compare import (
     top_k,
 )
 from fer_core.data import CLASSES
-from fer_core.demo import DEMO_PATH, load_demo
+from fer_core.demo import DEMO_PATH, load_demo, one_of_each_class
 from fer_core.models import create_model
 from fer_core.runs import list_runs, optimizer_schedule_grid, runs_table
 from fer_core.viz import (
@@ -208,6 +208,9 @@ def test_demo_sample_is_small_stratified_and_real():
     assert 200 <= len(demo) <= 400 and min(demo.class_counts()) >= 40
     assert all(n.startswith("test/") and "PrivateTest_" in n for n in demo.names)
     assert demo.images.float().std() > 20  # real faces, not blank arrays
+    order = one_of_each_class(demo)  # stored class by class; this order takes one of each in turn
+    assert sorted(order) == list(range(len(demo)))
+    assert list(demo.labels[order[:14]]) == list(range(7)) * 2
 
 
 def test_model_zoo_markdown(zoo_root):
