@@ -1,5 +1,7 @@
 """Dataset: class balance per split, sample faces per class, mean faces, pixel-intensity histograms."""
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -35,7 +37,8 @@ seed = c3.number_input("Shuffle (seed)", 0, 10_000, 0, key="sample_seed")
 idx = np.flatnonzero(labels == CLASSES.index(cls))
 pick = np.random.default_rng(int(seed)).permutation(idx)[:n]
 if len(pick):
-    st.image([upscale(images[i]) for i in pick], caption=[data.names[i].rsplit("/", 1)[-1][:22] for i in pick])
+    names = [Path(data.names[i]).stem for i in pick]  # "PrivateTest_98301490", whole: no mid-name cut
+    st.image([upscale(images[i]) for i in pick], caption=names, width=96)  # one width, however long the name
 else:
     st.info(f"No {cls} faces in {split}.")
 

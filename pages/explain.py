@@ -78,6 +78,12 @@ st.image(
 )
 
 # ---- one row per model ----------------------------------------------------------------------------
+if faithfulness:
+    st.caption(
+        "Deletion AUC (Petsiuk et al. 2018): the explained class's probability, averaged while the 4x4 patches a "
+        "method ranks highest are greyed out first. Lower is more faithful; a method at or above the random "
+        "order's AUC explains this face no better than chance."
+    )
 target_arg = target_kind if target_kind in ("predicted", "true") else CLASSES.index(target_kind)
 for name in chosen:
     weights = str(by_name[name].weights)

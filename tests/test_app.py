@@ -4,6 +4,7 @@ dataset, with good and broken checkpoints; the expected widgets and figures are 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -83,6 +84,8 @@ def test_dataset_page(app_env):
     assert len(at.get("image")) == 2  # sample faces, mean faces
     at.selectbox(key="sample_class").select("disgust").run()
     assert not at.exception
+    shown = at.get("image")[0].proto.imgs
+    assert shown and all(re.fullmatch(r"(Training|PublicTest|PrivateTest)_\d+", i.caption) for i in shown)
 
 
 def test_dataset_page_without_data_uses_report_counts(app_env):

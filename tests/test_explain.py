@@ -156,6 +156,7 @@ def test_explain_page_in_apptest(app_env):
     assert at.multiselect(key="explain_models").value == ["alpha", "beta"]
     captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
     assert sum("deletion AUC" in c for c in captions) == 6  # 2 models x 3 default methods
+    assert any("Lower is more faithful" in c.value for c in at.caption)  # how to read it is on the page
     at.selectbox(key="explain_target").select("surprise").run()
     assert any("explaining surprise" in s.value for s in at.subheader)
 
