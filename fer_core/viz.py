@@ -411,8 +411,10 @@ def severity_curves(reports: dict[str, dict], corruptions: list[str] | None = No
             )
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
     fig.update_xaxes(tickvals=[0, 1, 2, 3, 4, 5])
+    fig.update_xaxes(title_text="severity (0: clean)", title_standoff=4, row=rows)  # under the bottom row only
+    fig.update_yaxes(title_text="accuracy", col=1)
     # the first row's panel titles sit where LEGEND_ABOVE would: lift the legend 32 px above them
-    height, top, bottom = 260 * rows, 70, 10
+    height, top, bottom = 260 * rows + 20, 70, 30
     legend = LEGEND_ABOVE | {"y": 1 + 32 / (height - top - bottom)}
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": top, "b": bottom}, legend=legend)
     return fig

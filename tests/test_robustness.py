@@ -384,3 +384,18 @@ def test_shipped_robustness_reproduces_on_fer2013(fer2013_dir):
     grid = corruption_grid(model, test, ["gaussian_blur", "occlusion_eyes"], severities=[3])
     for name, row in grid.items():
         assert row["accuracy"][0] == pytest.approx(stored["corruptions"][name]["accuracy"][2], abs=0.002), name
+
+
+def test_severity_curves_label_their_axes():
+    from fer_core.viz import severity_curves
+
+    names = [f"c{i}" for i in range(7)]  # two rows of panels
+    report = {
+        "clean": {"accuracy": 0.6},
+        "corruptions": {n: {"title": n, "severities": [1, 2, 3, 4, 5], "accuracy": [0.5] * 5} for n in names},
+    }
+    fig = severity_curves({"m": report})
+    x_titles = [fig.layout[k].title.text for k in fig.layout if k.startswith("xaxis")]
+    y_titles = [fig.layout[k].title.text for k in fig.layout if k.startswith("yaxis")]
+    assert x_titles.count("severity (0: clean)") == 5  # under each panel of the bottom row, nowhere else
+    assert y_titles.count("accuracy") == 2  # left of each row
