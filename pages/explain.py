@@ -65,13 +65,11 @@ methods = c2.multiselect(
     key="explain_methods",
 )
 c1, c2, c3, c4 = st.columns(4)
-target_kind = c1.selectbox("Target class", ["predicted", "true", *CLASSES], key="explain_target")
+known = ["true"] if true_label is not None else []  # an uploaded face has no label to explain
+target_kind = c1.selectbox("Target class", ["predicted", *known, *CLASSES], key="explain_target")
 opacity = c2.slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="explain_opacity")
 ig_steps = c3.number_input("Integrated-gradients steps", 4, 256, 32, key="explain_ig_steps")
 faithfulness = c4.toggle("Faithfulness (deletion AUC)", value=True, key="explain_faithfulness")
-if target_kind == "true" and true_label is None:
-    st.warning("This face has no known true label: explaining the predicted class instead.")
-    target_kind = "predicted"
 
 st.image(
     gray_image(face), caption=f"{face_name} (true: {CLASSES[true_label] if true_label is not None else '?'})", width=144

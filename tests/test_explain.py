@@ -157,6 +157,7 @@ def test_explain_page_in_apptest(app_env):
     captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
     assert sum("deletion AUC" in c for c in captions) == 6  # 2 models x 3 default methods
     assert any("Lower is more faithful" in c.value for c in at.caption)  # how to read it is on the page
+    assert at.selectbox(key="explain_target").options[:2] == ["predicted", "true"]  # a dataset face has one
     at.selectbox(key="explain_target").select("surprise").run()
     assert any("explaining surprise" in s.value for s in at.subheader)
 
@@ -170,6 +171,7 @@ def test_explain_page_in_apptest(app_env):
     assert len(atlas_captions()) == 7
     at.number_input(key="atlas_n").set_value(3).run()  # built for 2 faces per class: gone
     assert atlas_captions() == []
+    at.selectbox(key="explain_target").select("true").run()
     at.session_state["explain_request"] = {
         "face": np.full((48, 48), 128, np.uint8),
         "source": "a grey face",
@@ -180,6 +182,8 @@ def test_explain_page_in_apptest(app_env):
     at.radio(key="face_source").set_value("From another page").run()
     assert not at.exception
     assert at.multiselect(key="explain_models").value == ["beta"]  # the models it was sent with
+    assert "true" not in at.selectbox(key="explain_target").options  # a face without a label...
+    assert at.selectbox(key="explain_target").value == "predicted"  # ...so "true" falls back to the prediction
     at.multiselect(key="explain_models").set_value(["alpha"]).run()  # once: the user's choice then stays
     assert at.multiselect(key="explain_models").value == ["alpha"]
     assert any("a grey face" in c for el in at.get("image") for c in [i.caption for i in el.proto.imgs])
