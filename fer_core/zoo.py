@@ -218,8 +218,13 @@ def render_model_zoo(entries: list[ZooEntry]) -> str:
     table["target"] = [TARGETS.get(a, "trained and reported") for a in table["architecture"]]
     cols = [c for c in ZOO_COLUMNS if c in table]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    percent = {c for c in cols if c.endswith((" acc", " ten-crop", " macro-F1"))}  # 58.60, not 58.6 beside 60.01
+
+    def cell(row: pd.Series, c: str) -> str:
+        return "" if pd.isna(row[c]) else f"{row[c]:.2f}" if c in percent else str(row[c])
+
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join("" if pd.isna(row[c]) else str(row[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(cell(row, c) for c in cols) + " |")
     # Flip TTA is cheap (two passes) and chosen on PublicTest like everything else, so it gets its own line.
     for tta, what in (
         ("none", "Ensemble (mean probabilities"),
