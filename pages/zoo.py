@@ -50,7 +50,13 @@ else:
                     f"{', '.join(small)}: scored on a smaller folder than FER2013's test splits "
                     f"({FULL_TEST_FACES} PublicTest / PrivateTest faces), so not comparable with the shipped numbers."
                 )
-        st.dataframe(rows[shown], hide_index=True, key=f"zoo_table_{origin}", column_config=PERCENT_COLUMNS)
+        st.dataframe(
+            rows[shown],
+            hide_index=True,
+            key=f"zoo_table_{origin}",
+            column_config=PERCENT_COLUMNS,
+            height=35 * (len(rows) + 1) + 3,  # every model in sight: Streamlit's default shows ten rows, then scrolls
+        )
         with st.expander("All columns: size, best epoch, training time and hardware, recipe, published figure"):
             everything = rows.drop(columns=["origin"]).dropna(axis=1, how="all")
             st.dataframe(everything, hide_index=True, column_config=PERCENT_COLUMNS)
