@@ -4,7 +4,7 @@ import streamlit as st
 
 from fer_core.models import list_models, model_entry
 from fer_core.viz import accuracy_latency_scatter
-from fer_core.zoo import ZOO_COLUMNS, zoo_table
+from fer_core.zoo import PERCENT_COLUMNS, ZOO_COLUMNS, zoo_table
 from pages._common import get_zoo, in_app_frame
 
 in_app_frame()
@@ -20,12 +20,7 @@ entries = get_zoo()
 table = zoo_table(entries)
 # the columns that fit the page; the rest (size, training time, recipe, published figure) one click away
 MAIN_COLUMNS = [c for c in ZOO_COLUMNS if c not in ("size (MB)", "best epoch", "train hours", "published")]
-# accuracies and F1 in % with two decimals alike (58.60, not 58.6 beside 60.01)
-PERCENT_COLUMNS = {
-    f"{split} {metric}": st.column_config.NumberColumn(format="%.2f")
-    for split in ("PublicTest", "PrivateTest")
-    for metric in ("acc", "ten-crop", "macro-F1")
-}
+TWO_DECIMALS = {c: st.column_config.NumberColumn(format="%.2f") for c in PERCENT_COLUMNS}
 FULL_TEST_FACES = "3,589 / 3,589"  # FER2013's PublicTest / PrivateTest, what every shipped number is measured on
 st.subheader("Shipped checkpoints")
 if table.empty:
@@ -54,12 +49,12 @@ else:
             rows[shown],
             hide_index=True,
             key=f"zoo_table_{origin}",
-            column_config=PERCENT_COLUMNS,
+            column_config=TWO_DECIMALS,
             height=35 * (len(rows) + 1) + 3,  # every model in sight: Streamlit's default shows ten rows, then scrolls
         )
         with st.expander("All columns: size, best epoch, training time and hardware, recipe, published figure"):
             everything = rows.drop(columns=["origin"]).dropna(axis=1, how="all")
-            st.dataframe(everything, hide_index=True, column_config=PERCENT_COLUMNS)
+            st.dataframe(everything, hide_index=True, column_config=TWO_DECIMALS)
     if ok["CPU ms/face"].notna().any():
         st.plotly_chart(accuracy_latency_scatter(ok), key="acc_latency")
     else:
