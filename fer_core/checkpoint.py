@@ -130,26 +130,6 @@ def _save_tensors(tensors: dict[str, torch.Tensor], tmp: Path, text: str, path: 
         raise OSError(code, os.strerror(code), str(path)) from exc
 
 
-def update_meta(path: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into a checkpoint's sidecar (embedded and ``.json``), weights byte-identical.
-
-    For facts learnt after training (a calibration temperature): the tensors are read as stored
-    (same dtype, same bytes) and written back with the new description, atomically like every write.
-    Returns the new description.
-    """
-    path = Path(path)
-    meta = {**read_meta(path), **fields}
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: weights unreadable ({exc})") from None
-    text = json.dumps(meta, indent=2, default=str)
-    atomic_write_bytes(path, lambda tmp: _save_tensors(tensors, tmp, text, path))
-    atomic_write_text(path.with_suffix(".json"), text + "\n")
-    return meta
-
-
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The embedded sidecar of a checkpoint, without loading its weights."""
     path = Path(path)

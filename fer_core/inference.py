@@ -29,6 +29,7 @@ from .data.faceset import CLASSES
 from .data.images import to_gray_array
 from .eval.calibration import stored_temperature, temperature_scale
 from .eval.predict import predict_probs
+from .eval.robustness import checkpoint_temperature
 from .faces.crop import (
     MAX_DETECT_SIDE,
     MIN_FACE_PX,
@@ -54,11 +55,13 @@ class UnknownModelError(ValueError):
 
 @dataclass
 class LoadedModel:
-    """A checkpoint ready to run: its display ``name``, the model in eval mode, its sidecar ``meta``."""
+    """A checkpoint ready to run: its display ``name``, the model in eval mode, its sidecar ``meta`` and,
+    when it came from a file, that file's ``path``."""
 
     name: str
     model: nn.Module
     meta: dict[str, Any]
+    path: Path | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -66,8 +69,8 @@ class LoadedModel:
 
     @property
     def temperature(self) -> float | None:
-        """The calibration temperature stored in the sidecar (Robustness report), or None."""
-        return stored_temperature(self.meta)
+        """The calibration temperature of its robustness report (or older sidecar), or None."""
+        return checkpoint_temperature(self.path, self.meta) if self.path else stored_temperature(self.meta)
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,7 +81,7 @@ def _load_file(path: str, mtime: float) -> tuple[nn.Module, dict[str, Any]]:
 
 def _from_file(path: Path, name: str) -> LoadedModel:
     model, meta = _load_file(str(path), path.stat().st_mtime)
-    return LoadedModel(name, model, meta)
+    return LoadedModel(name, model, meta, path)
 
 
 ModelSpec = str | Path | LoadedModel | nn.Module | tuple[nn.Module, dict[str, Any]]

@@ -17,7 +17,8 @@ from fer_core.checkpoint import load_checkpoint
 from fer_core.compare import Predictions, load_predictions
 from fer_core.data import CLASSES, DataError, FaceSet, load_fer2013, load_notes
 from fer_core.demo import DEMO_SPLIT, load_demo
-from fer_core.eval.calibration import stored_temperature, temperature_scale
+from fer_core.eval.calibration import temperature_scale
+from fer_core.eval.robustness import checkpoint_temperature
 
 if TYPE_CHECKING:
     from fer_core.explain import Explanation
@@ -162,8 +163,8 @@ def predictions(entry: ZooEntry, split: str, tta: str) -> Predictions:
     """Saved predictions, temperature-scaled when the sidebar asks for calibrated probabilities."""
     probs = entry.folder / "probs.npz"
     p = get_predictions(str(entry.folder), split, tta, probs.stat().st_mtime)
-    t = stored_temperature(entry.meta)
-    if calibrated() and t is not None:
+    t = checkpoint_temperature(entry.weights, entry.meta) if calibrated() else None
+    if t is not None:
         p = Predictions(p.model, temperature_scale(p.probs, t), p.labels, p.names)
     return p
 

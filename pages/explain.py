@@ -7,7 +7,8 @@ import torch
 
 from fer_core.data import CLASSES
 from fer_core.data.images import open_image, to_gray_array
-from fer_core.eval.calibration import stored_temperature, temperature_scale
+from fer_core.eval.calibration import temperature_scale
+from fer_core.eval.robustness import checkpoint_temperature
 from fer_core.explain import METHODS, SIGNED, class_atlas, feature_maps, model_input, own_attention
 from fer_core.explain.render import attention_image, face_pixels, gray_image, mosaic, overlay, png_bytes
 from fer_core.viz import probability_bars
@@ -90,7 +91,7 @@ for name in chosen:
     cfg = model.default_cfg
     x, probs, target = ex.face, ex.probs, ex.target
     if calibrated():  # the sidebar's calibrated probabilities: the model's stored temperature, same prediction
-        probs = torch.from_numpy(temperature_scale(probs, stored_temperature(by_name[name].meta)))
+        probs = torch.from_numpy(temperature_scale(probs, checkpoint_temperature(weights, by_name[name].meta)))
     seen = face_pixels(x, cfg.mean, cfg.std)
     st.subheader(f"{name}: {CLASSES[int(probs.argmax())]} ({float(probs.max()):.0%}); explaining {CLASSES[target]}")
     left, right = st.columns([1, 3])

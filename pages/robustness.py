@@ -18,11 +18,17 @@ import streamlit as st
 
 from fer_core.data import CLASSES
 from fer_core.eval.background import EVAL_KINDS, eval_fraction
-from fer_core.eval.calibration import stored_temperature
 from fer_core.eval.corruptions import CORRUPTIONS
 from fer_core.eval.crossdata import FACE_MODES, load_crossdata
 from fer_core.eval.crossdata import FILENAME as CROSS_FILE
-from fer_core.eval.robustness import FILENAME, corruption_gallery, gallery_predictions, is_stale, load_robustness
+from fer_core.eval.robustness import (
+    FILENAME,
+    checkpoint_temperature,
+    corruption_gallery,
+    gallery_predictions,
+    is_stale,
+    load_robustness,
+)
 from fer_core.eval.robustness import summary as report_summary
 from fer_core.jobs import DONE, JobError, JobRunner, JobSpec
 from fer_core.viz import corruption_heatmap, reliability_diagram, severity_curves, upscale
@@ -182,10 +188,10 @@ else:
                 f"fitted on PublicTest (T = {cal['temperature']:.2f}, PublicTest NLL {cal['fit']['nll_before']:.3f} -> "
                 f"{cal['fit']['nll_after']:.3f}) does not improve it there."
             )
-        if stored_temperature(zoo[name].meta) is None:
+        if checkpoint_temperature(zoo[name].weights, zoo[name].meta) is None:
             st.caption(
-                f"{name}: this T is not stored in its checkpoint yet, so *Calibrated probabilities* shows its "
-                "probabilities as they are (computing its report here stores it)."
+                f"{name}: this report was made for other weights, so *Calibrated probabilities* shows its "
+                "probabilities as they are (recompute its report above)."
             )
     for col, (name, r) in zip(st.columns(len(shown)), shown.items(), strict=True):
         cal = r["calibration"]
@@ -229,7 +235,9 @@ gallery = corruption_gallery(face, severity)
 use_t = calibrated()
 preds = {
     name: gallery_predictions(
-        loaded_model(str(zoo[name].weights)), gallery, stored_temperature(zoo[name].meta) if use_t else None
+        loaded_model(str(zoo[name].weights)),
+        gallery,
+        checkpoint_temperature(zoo[name].weights, zoo[name].meta) if use_t else None,
     )
     for name in chosen
 }

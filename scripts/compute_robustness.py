@@ -3,7 +3,7 @@
 
 For each checkpoint: temperature scaling fitted on PublicTest, calibration (reliability bins, ECE, NLL
 before and after) and accuracy under every corruption at severities 1-5 on PrivateTest, written to
-``robustness.json`` beside it, and the temperature into its sidecar (weights byte-identical). With
+``robustness.json`` beside it (the temperature every page calibrates with is read from there). With
 ``--cross FOLDER`` (repeatable) also each class-folder dataset, into ``crossdata.json``.
 
     python scripts/compute_robustness.py --data ~/fer2013                    # every shipped checkpoint
@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
     p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (noise, rotation direction)")
-    p.add_argument("--no-sidecar", action="store_true", help="do not store the temperature in the checkpoint")
     p.add_argument("--cross", action="append", default=[], help="a class-folder dataset to evaluate too")
     p.add_argument("--faces", choices=FACE_MODES, default="auto", help="--cross: how images become faces")
     args = p.parse_args(argv)
@@ -67,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<24} {'acc':>6} {'T':>5} {'ECE':>6} {'ECE(T)':>7} {'NLL':>6} {'NLL(T)':>7} {'mCA':>6} {'s':>6}")
     for w in weights:
         try:
-            r = compute_and_store(
-                w, splits, sidecar=not args.no_sidecar, batch_size=args.batch_size, amp=not args.no_amp, seed=args.seed
-            )
+            r = compute_and_store(w, splits, batch_size=args.batch_size, amp=not args.no_amp, seed=args.seed)
         except (CheckpointError, DataError) as exc:
             print(f"{w}: {exc}", file=sys.stderr)
             continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from conftest import FIXTURES, MINI_FOLDER, stop_jobs
-from fer_core.checkpoint import load_checkpoint, model_meta, read_meta, save_checkpoint, update_meta
+from fer_core.checkpoint import load_checkpoint, save_checkpoint
 from fer_core.demo import load_demo
 from fer_core.eval.calibration import (
     apply_temperature,
@@ -32,6 +31,7 @@ from fer_core.eval.corruptions import CORRUPTIONS, corrupt, list_corruptions, re
 from fer_core.eval.crossdata import load_crossdata, load_face_folder, transfer_metrics
 from fer_core.eval.predict import predict_logits, predict_probs
 from fer_core.eval.robustness import (
+    checkpoint_temperature,
     compute_and_store,
     corruption_gallery,
     is_stale,
@@ -39,7 +39,6 @@ from fer_core.eval.robustness import (
     robustness_report,
     weights_digest,
 )
-from fer_core.models import create_model
 from fer_core.zoo import list_checkpoints
 
 CROSS = FIXTURES / "crossdata_mini"
@@ -156,26 +155,6 @@ def test_temperature_scale_of_probabilities_is_softmax_of_scaled_logits():
 
 
 # ---- the stored report --------------------------------------------------------------------------------------
-def _data_segment(path) -> bytes:
-    raw = path.read_bytes()
-    return raw[8 + struct.unpack("<Q", raw[:8])[0] :]
-
-
-def test_update_meta_keeps_the_weights_byte_identical(tmp_path):
-    torch.manual_seed(0)
-    model = create_model("vggnet", widths=(8, 16, 16, 16), fc=32)
-    path = tmp_path / "m.safetensors"
-    save_checkpoint(model, path, model_meta(model, epochs=2), dtype=torch.float16)
-    before, digest = _data_segment(path), weights_digest(path)
-    meta = update_meta(path, calibration={"temperature": 1.5})
-    assert _data_segment(path) == before and weights_digest(path) == digest
-    assert read_meta(path) == meta == json.loads(path.with_suffix(".json").read_text())
-    assert meta["epochs"] == 2 and meta["weights_dtype"] == "float16" and stored_temperature(meta) == 1.5
-    loaded, _ = load_checkpoint(path)
-    x = torch.randn(2, 1, 40, 40)
-    assert torch.equal(loaded(x), load_checkpoint(path)[0](x))
-
-
 @pytest.fixture(scope="module")
 def tiny_report(zoo_root, mini_splits, tmp_path_factory):
     """alpha of the fixture zoo, copied, with its robustness report computed on the mini FER2013."""
@@ -198,12 +177,44 @@ def test_report_is_complete_and_consistent(tiny_report, mini_splits):
     cal = report["calibration"]
     assert cal["temperature"] > 0 and cal["fit"]["nll_after"] <= cal["fit"]["nll_before"] + 1e-9
     assert sum(cal["before"]["bins"]["count"]) == len(private)
-    # stored: the json beside the checkpoint, the temperature in the sidecar, the same weights
+    # stored: the json beside the checkpoint, tied to these weights; the temperature is read from it
     assert load_robustness(folder) == json.loads((folder / "robustness.json").read_text())
     assert load_robustness(folder)["weights_digest"] == weights_digest(folder / "model.safetensors")
-    assert stored_temperature(meta) == pytest.approx(cal["temperature"], abs=1e-6)
+    assert checkpoint_temperature(folder / "model.safetensors", meta) == pytest.approx(cal["temperature"])
+    from fer_core.inference import load_models
+
+    assert load_models(folder)[0].temperature == pytest.approx(cal["temperature"])
     own = json.loads((folder / "report.json").read_text())
     assert not is_stale(report, own) and is_stale({"clean": {"accuracy": acc + 0.1}}, own)
+
+
+def test_computing_a_report_leaves_the_weights_file_alone(zoo_root, mini_splits, tmp_path):
+    """A temperature lives in robustness.json: rewriting the weights file's header would make git keep a
+    second copy of every shipped weights file."""
+    folder = tmp_path / "beta"
+    shutil.copytree(zoo_root / "beta", folder)
+    weights = folder / "model.safetensors"
+    before = (weights.read_bytes(), (folder / "model.json").read_bytes())
+    compute_and_store(weights, mini_splits, corruptions=["gaussian_noise"], batch_size=16)
+    assert (weights.read_bytes(), (folder / "model.json").read_bytes()) == before
+    assert checkpoint_temperature(weights) == pytest.approx(load_robustness(folder)["calibration"]["temperature"])
+
+
+def test_a_report_for_other_weights_gives_no_temperature(tiny_report, tmp_path):
+    """Re-shipped weights with the old report beside them: calibrating with its temperature would be
+    calibrating another model. A temperature an older checkpoint holds in its sidecar still counts."""
+    folder, report = tiny_report
+    other = tmp_path / "alpha"
+    shutil.copytree(folder, other)
+    weights = other / "model.safetensors"
+    model, meta = load_checkpoint(weights)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    save_checkpoint(model, weights, meta)
+    assert checkpoint_temperature(weights, meta) is None
+    assert checkpoint_temperature(weights, {**meta, "calibration": {"temperature": 1.3}}) == 1.3
+    (other / "robustness.json").write_text("{not json")
+    assert checkpoint_temperature(weights, meta) is None
 
 
 def test_corruption_accuracy_is_reproducible(tiny_report, mini_splits):
@@ -249,7 +260,7 @@ def test_fixture_folder_with_a_missing_class(tiny_report):
 
     folder, _ = tiny_report
     model, meta = load_checkpoint(folder / "model.safetensors")
-    r = crossdata_report(model, data, stored_temperature(meta))
+    r = crossdata_report(model, data, checkpoint_temperature(folder / "model.safetensors", meta))
     labels = data.faces.labels.numpy()
     probs = predict_probs(model, data.faces.images).numpy()
     present = [0, 2, 3, 4, 5, 6]
@@ -333,7 +344,7 @@ def test_evaluation_jobs_run_in_the_background(jobs, zoo_root, tmp_path):
     assert cross.state == "finished", (cross.error, cross.log_tail())
     stored = load_robustness(folder)
     assert stored is not None and report.result["mean corruption accuracy"] == stored["mean_corruption_accuracy"]
-    assert stored_temperature(read_meta(weights)) == pytest.approx(stored["calibration"]["temperature"], abs=1e-6)
+    assert checkpoint_temperature(weights) == pytest.approx(stored["calibration"]["temperature"])
     x = load_crossdata(folder)["crossdata_mini"]
     assert x["classes_left_out"] == ["disgust"] and cross.result["classes_left_out"] == ["disgust"]
     assert x["calibration"]["after"] is not None  # the temperature the first job stored was used
@@ -352,8 +363,8 @@ def test_shipped_robustness_report_matches_its_checkpoint(entry):
     r = load_robustness(entry.folder)
     assert r["weights_digest"] == weights_digest(entry.weights)
     assert not is_stale(r, entry.report, tolerance=0.001)
-    # the temperature goes into the sidecar when the checkpoint is next shipped, not in a weights-file
-    # commit of its own (every committed weights file stays in git history): where stored, it is this one
+    # every page calibrates with this report's temperature (older sidecars hold the same one)
+    assert checkpoint_temperature(entry.weights, entry.meta) == pytest.approx(r["calibration"]["temperature"])
     if stored_temperature(entry.meta) is not None:
         assert stored_temperature(entry.meta) == pytest.approx(r["calibration"]["temperature"], abs=1e-6)
     assert list(r["corruptions"]) == list_corruptions() and r["n"] == 3589

@@ -54,9 +54,8 @@ def run_eval_job(spec: Any, update: Callable[..., None]) -> dict[str, Any]:
 
     from ..checkpoint import load_checkpoint
     from ..data import load_fer2013
-    from .calibration import stored_temperature
     from .crossdata import crossdata_report, load_face_folder, store_crossdata
-    from .robustness import compute_and_store, summary
+    from .robustness import checkpoint_temperature, compute_and_store, summary
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -77,7 +76,11 @@ def run_eval_job(spec: Any, update: Callable[..., None]) -> dict[str, Any]:
     model, meta = load_checkpoint(weights)
     progress("evaluating", 0, 1)
     report = crossdata_report(
-        model, data, stored_temperature(meta), corruptions=bool(options.get("corruptions")), progress=progress
+        model,
+        data,
+        checkpoint_temperature(weights, meta),
+        corruptions=bool(options.get("corruptions")),
+        progress=progress,
     )
     report["model"] = meta.get("name") or weights.parent.name
     store_crossdata(weights.parent, report)

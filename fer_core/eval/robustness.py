@@ -4,8 +4,9 @@ Computed once per checkpoint (``scripts/compute_robustness.py``, or a background
 Robustness page) and read by the dashboard, like ``report.json``:
 
 - **Calibration** on PrivateTest before and after temperature scaling fitted on PublicTest
-  (:mod:`.calibration`); the temperature also goes into the checkpoint's sidecar
-  (``meta["calibration"]``) so every page can offer calibrated probabilities.
+  (:mod:`.calibration`); every page offers calibrated probabilities with that temperature
+  (:func:`checkpoint_temperature`). It stays in the report: written into the weights file's header
+  it would make git keep a second copy of every shipped weights file.
 - **Corruptions** (:mod:`.corruptions`): PrivateTest accuracy (and ECE) under every registered
   corruption at severities 1..5, fixed seeds; the mean over that grid is the *mean corruption
   accuracy*, and its ratio to the clean accuracy the *relative* one.
@@ -16,6 +17,7 @@ bf16 autocast on the CPU (AMP on CUDA), exactly as ``report.json``'s ``none`` nu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -28,10 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import atomic_write_text, update_meta
+from ..checkpoint import atomic_write_text
 from ..data import FaceSet
 from ..device import hardware_name
-from .calibration import N_BINS, calibration_metrics, calibration_report, ece
+from .calibration import N_BINS, calibration_metrics, calibration_report, ece, stored_temperature
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, list_corruptions
 from .predict import predict_logits
 
@@ -42,16 +44,41 @@ Progress = Callable[[str, int, int], None]  # (what is being done, steps done, s
 
 def weights_digest(weights: str | Path) -> str:
     """SHA-256 over the tensors' names, dtypes, shapes and bytes: the same for a checkpoint whose
-    sidecar was rewritten (a stored temperature), different for other weights."""
+    sidecar was rewritten, different for other weights. Cached per file version (about a second for
+    a 70 MB checkpoint)."""
+    stat = Path(weights).stat()
+    return _digest_of_version(str(weights), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of_version(weights: str, mtime_ns: int, size: int) -> str:
     from safetensors import safe_open
 
     h = hashlib.sha256()
-    with safe_open(str(weights), framework="pt") as f:
+    with safe_open(weights, framework="pt") as f:
         for k in sorted(f.keys()):  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k).contiguous()
             h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def checkpoint_temperature(weights: str | Path, meta: dict[str, Any] | None = None) -> float | None:
+    """The calibration temperature of the checkpoint ``weights``, or None when it has none.
+
+    The temperature its robustness report (beside it) fitted, when that report was made for these
+    tensors (its ``weights_digest``); otherwise one that an older checkpoint holds in its sidecar
+    ``meta["calibration"]``. A report made for weights since re-shipped is ignored."""
+    from safetensors import SafetensorError
+
+    weights = Path(weights)
+    report = load_robustness(weights.parent)
+    try:
+        if report is not None and report.get("weights_digest") == weights_digest(weights):
+            return stored_temperature(report)
+    except (SafetensorError, OSError, ValueError):
+        pass  # unreadable weights: the caller's own load reports that
+    return stored_temperature(meta)
 
 
 def corruption_grid(
@@ -150,26 +177,15 @@ def robustness_report(
     }
 
 
-def store_robustness(folder: str | Path, report: dict[str, Any], sidecar: bool = True) -> Path:
-    """Write ``robustness.json`` beside the checkpoint in ``folder`` (with the weights' digest) and, with
-    ``sidecar``, the fitted temperature into the checkpoint's metadata (weights byte-identical)."""
+def store_robustness(folder: str | Path, report: dict[str, Any]) -> Path:
+    """Write ``robustness.json`` beside the checkpoint in ``folder``, with the weights' digest (which
+    ties the report, and the temperature :func:`checkpoint_temperature` reads from it, to these weights)."""
     folder = Path(folder)
     weights = folder / "model.safetensors"
     if weights.is_file():
         report = {**report, "weights_digest": weights_digest(weights)}
     path = folder / FILENAME
     atomic_write_text(path, json.dumps(report, indent=1) + "\n")
-    if sidecar and weights.is_file():
-        cal = report["calibration"]
-        update_meta(
-            weights,
-            calibration={
-                "temperature": round(cal["temperature"], 6),
-                "fitted_on": report["calibration_split"],
-                "ece_before": round(cal["before"]["ece"], 6),
-                "ece_after": round(cal["after"]["ece"], 6),
-            },
-        )
     return path
 
 
@@ -196,7 +212,6 @@ def compute_and_store(
     weights: str | Path,
     splits: dict[str, FaceSet],
     progress: Progress | None = None,
-    sidecar: bool = True,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Load a checkpoint, compute its report (``kwargs`` go to :func:`robustness_report`) and store it."""
@@ -207,7 +222,7 @@ def compute_and_store(
     report = robustness_report(model, splits, progress=progress, **kwargs)
     report["model"] = meta.get("name") or weights.parent.name
     report["architecture"] = meta["model"]
-    store_robustness(weights.parent, report, sidecar=sidecar)
+    store_robustness(weights.parent, report)
     return report
 
 
@@ -256,6 +271,7 @@ __all__ = [
     "FILENAME",
     "N_BINS",
     "calibration_metrics",
+    "checkpoint_temperature",
     "compute_and_store",
     "corruption_gallery",
     "corruption_grid",
