@@ -22,7 +22,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from fer_core.data import CLASSES, PRESETS
+from fer_core.data import CLASSES, FER2013_SIZES, PRESETS
 from fer_core.jobs import (
     ACTIVE,
     DONE,
@@ -373,7 +373,8 @@ def compare(job: Job) -> None:
     if 0 < n < SMALL_COMPARISON:
         own = r["eval_split"].startswith("held-out")  # the user's own faces, or a FER2013 folder's PublicTest
         where = "were held out" if own else f"are in {r['eval_split']}"
-        more = "Add more faces of each expression" if own else "Use the full FER2013 folder (3,589 PublicTest faces)"
+        full = f"Use the full FER2013 folder ({FER2013_SIZES['PublicTest']:,} PublicTest faces)"
+        more = "Add more faces of each expression" if own else full
         st.warning(
             f"Only {n} faces {where}: one face moves the accuracy by {100 / n:.0f} points, so this "
             f"comparison says little. {more} for a meaningful one.",

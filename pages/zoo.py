@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from fer_core.data import FER2013_SIZES
 from fer_core.models import list_models, model_entry
 from fer_core.viz import accuracy_latency_scatter
 from fer_core.zoo import PERCENT_COLUMNS, ZOO_COLUMNS, zoo_table
@@ -21,7 +22,7 @@ table = zoo_table(entries)
 # the columns that fit the page; the rest (size, training time, recipe, published figure) one click away
 MAIN_COLUMNS = [c for c in ZOO_COLUMNS if c not in ("size (MB)", "best epoch", "train hours", "published")]
 TWO_DECIMALS = {c: st.column_config.NumberColumn(format="%.2f") for c in PERCENT_COLUMNS}
-FULL_TEST_FACES = "3,589 / 3,589"  # FER2013's PublicTest / PrivateTest, what every shipped number is measured on
+FULL_TEST_FACES = f"{FER2013_SIZES['PublicTest']:,} / {FER2013_SIZES['PrivateTest']:,}"  # as zoo_table writes it
 st.subheader("Shipped checkpoints")
 if table.empty:
     st.info("No checkpoints in checkpoints/ yet. Train some with `python scripts/train_all.py --ship checkpoints`.")

@@ -75,6 +75,7 @@ def test_zoo_page_lists_fine_tuned_models_apart(app_env, zoo_root, tmp_path, min
     n = [len(mini_splits[s]) for s in ("PublicTest", "PrivateTest")]
     assert list(tables[2]["test faces"]) == [f"{n[0]} / {n[1]}"]  # the user's: whatever folder the job used
     assert any("my-alpha: scored on a smaller folder" in c.value for c in at.caption)
+    assert any("(3,589 / 3,589 PublicTest / PrivateTest faces)" in c.value for c in at.caption)
 
 
 def test_dataset_page(app_env):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fer_core.checkpoint import load_checkpoint
-from fer_core.data import CLASSES, load_fer2013
+from fer_core.data import CLASSES, FER2013_SIZES, load_fer2013
 from fer_core.eval import predict_probs
 from fer_core.zoo import list_checkpoints
 
@@ -27,6 +27,7 @@ def test_splits_have_the_published_counts(fer2013):
     for split, counts in README_COUNTS.items():
         assert fer2013[split].class_counts() == counts, split
         assert fer2013[split].images.shape[1:] == (48, 48)
+        assert len(fer2013[split]) == FER2013_SIZES[split]
     assert fer2013["Training"].classes == CLASSES
 
 
@@ -40,7 +41,7 @@ def test_shipped_checkpoint_reproduces_its_report(entry, fer2013):
     probs = predict_probs(model, private.images)
     acc = float((probs.argmax(1) == private.labels).float().mean())
     assert acc == pytest.approx(entry.report["splits"]["PrivateTest"]["none"]["accuracy"], abs=0.001)
-    assert entry.report["splits"]["PrivateTest"]["none"]["n"] == len(private) == 3589
+    assert entry.report["splits"]["PrivateTest"]["none"]["n"] == len(private) == FER2013_SIZES["PrivateTest"]
 
 
 def test_every_shipped_folder_is_loadable():

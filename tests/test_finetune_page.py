@@ -61,7 +61,8 @@ def test_page_launches_a_job_and_shows_before_after(env):
     assert any(s.value.startswith("Before / after: apptest-ft") for s in at.subheader)
     assert [m.label for m in at.metric] == ["Base model accuracy", "Fine-tuned accuracy"]
     small = next(w.value for w in at.warning if w.value.startswith("Only "))  # the mini folder's PublicTest
-    assert small.startswith("Only 14 faces are in PublicTest") and "Use the full FER2013 folder" in small
+    assert small.startswith("Only 14 faces are in PublicTest")
+    assert "Use the full FER2013 folder (3,589 PublicTest faces)" in small
     assert any("apptest-ft" in m.value for m in at.markdown)  # "Your models" (its tab)
     assert any(s.value == "Your models" for s in at.subheader)
     at.switch_page("pages/zoo.py").run()

@@ -3,6 +3,7 @@
 from .augment import PRESETS, AugmentConfig, augment_batch, eval_views, mixup, normalize
 from .faceset import CLASSES, IMAGE_SIZE, DataError, FaceSet, LoadSummary
 from .loaders import (
+    FER2013_SIZES,
     SPLITS,
     list_class_folders,
     load_class_folders,
@@ -15,6 +16,7 @@ from .loaders import (
 
 __all__ = [
     "CLASSES",
+    "FER2013_SIZES",
     "IMAGE_SIZE",
     "PRESETS",
     "SPLITS",
