@@ -69,7 +69,8 @@ def stored(entry: ZooEntry, filename: str) -> dict | None:
 
 
 def say(kind: str, text: str, place: str = "reports") -> None:
-    """Keep a message for the next run, to show once beside what caused it: "reports" or "crossdata"."""
+    """Keep a message for the next run, to show once beside what caused it: "reports", "crossdata" or
+    "jobs"."""
     st.session_state["rb_message"] = (place, kind, text)
 
 
@@ -120,7 +121,7 @@ def launch_crossdata() -> None:
 
 def cancel(job_id: str) -> None:
     job = runner.cancel(job_id)
-    say("warning", f"{job.spec.name}: {job.state}.")
+    say("warning", f"{job.spec.name}: {job.state}.", "jobs")
 
 
 # ---- models and their reports ---------------------------------------------------------------------
@@ -334,6 +335,7 @@ def jobs_panel() -> None:
     if st.session_state.setdefault("rb_ended", ended) != ended:
         st.session_state["rb_ended"] = ended
         st.rerun()
+    show_message("jobs")  # after the rerun a job's end triggers, or that rerun would drop it unseen
 
 
 jobs_panel()

@@ -119,6 +119,26 @@ def test_a_wrong_dataset_folder_is_said_beside_the_form_once(env):
     assert not at.error
 
 
+def test_cancelling_a_job_is_said_under_the_jobs(env):
+    from fer_core.jobs import JobSpec
+
+    runner = JobRunner()  # a first job, so the page's one waits in the queue
+    alpha = str(env / "alpha" / "model.safetensors")
+    runner.submit(JobSpec(name="first", kind="robustness", base=alpha, data_path=str(MINI_FOLDER), register=False))
+    at = open_page(str(MINI_FOLDER))
+    at.multiselect(key="rb_models").set_value(["beta"]).run()
+    at.button(key="rb_compute_beta").click().run()
+    job = next(j for j in runner.list() if j.spec.name == "robustness-beta")
+    at.button(key=f"rb_cancel_{job.id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    order = [type(e).__name__ + ":" + str(getattr(e, "value", "")) for e in at.main]
+    jobs = order.index("Subheader:Evaluation jobs")
+    (said,) = [i for i, e in enumerate(order) if e == "Warning:robustness-beta: cancelled."]
+    assert said > jobs  # beside the job, not 3,000 px above it
+    at.slider(key="rb_severity").set_value(2).run()
+    assert not any("cancelled" in w.value for w in at.warning)  # said once
+
+
 def test_page_without_any_report(env):
     (env / "alpha" / "robustness.json").unlink()
     at = open_page()
