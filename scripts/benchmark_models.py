@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_core.checkpoint import model_meta, save_checkpoint  # noqa: E402
-from fer_core.device import autocast, hardware_name, set_threads  # noqa: E402
+from fer_core.device import autocast, hardware_name, precision_name, set_threads  # noqa: E402
 from fer_core.models import create_model, get_recipe, parse_model_list, split_output  # noqa: E402
 from fer_core.train.optim import build_optimizer  # noqa: E402
 
@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-batch", type=int, default=64)
     p.add_argument("--infer-batch", type=int, default=256)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    p.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast")
+    p.add_argument("--no-amp", action="store_true", help="float32 even where the CPU does bf16 in hardware")
     p.add_argument("--out", default=None, help="also write the Markdown table to this file")
     return p.parse_args(argv)
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     threads = set_threads(args.threads)
-    precision = "float32" if args.no_amp else "bf16 autocast"
+    precision = precision_name(torch.device("cpu"), not args.no_amp)
     header = (
         f"Measured on {hardware_name(torch.device('cpu'))}, torch {torch.__version__}, {threads} threads, "
         f"{precision}, channels_last; train batch {args.train_batch} ({args.steps} steps after {args.warmup} "

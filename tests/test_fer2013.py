@@ -35,7 +35,10 @@ SHIPPED = [e for e in list_checkpoints() if e.ok and e.report]
 
 
 @pytest.mark.parametrize("entry", SHIPPED, ids=[e.name for e in SHIPPED])
-def test_shipped_checkpoint_reproduces_its_report(entry, fer2013):
+def test_shipped_checkpoint_reproduces_its_report(entry, fer2013, monkeypatch):
+    # the reports were made in bf16 autocast; float32 rounds differently (up to 7 PrivateTest faces apart,
+    # measured), so a CPU without bf16 hardware reproduces them in bf16 too, slowly
+    monkeypatch.setenv("FER_CPU_BF16", "1")
     model, _ = load_checkpoint(entry.weights)
     private = fer2013["PrivateTest"]
     probs = predict_probs(model, private.images)

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text, git_commit, model_meta, save_checkpoint
 from ..data import PRESETS, FaceSet, augment_batch, load_fer2013, mixup
-from ..device import autocast, hardware_name, keep_freed_memory, pick_device, set_threads
+from ..device import autocast, hardware_name, keep_freed_memory, pick_device, precision_name, set_threads
 from ..eval.predict import predict_probs
 from ..models import create_model, split_output
 from . import distributed
@@ -169,6 +169,7 @@ def train(
     meta_common = {
         "train_config": cfg.to_dict(),
         "hardware": f"{world_size} x {hardware}" if world_size > 1 else hardware,
+        "precision": precision_name(device, cfg.amp),  # bf16 only where the CPU does it in hardware
         "git_commit": git_commit(),
         "data_hash": data_hash(train_set),
         "train_samples": n_train,
