@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ..checkpoint import atomic_write_bytes, atomic_write_text
 from ..data import FaceSet
+from ..device import precision_name
 from .metrics import classification_metrics
 from .predict import predict_probs
 
@@ -27,8 +28,11 @@ REPORT_SPLITS = ("PublicTest", "PrivateTest")
 def evaluate_model(
     model: nn.Module, splits: dict[str, FaceSet], ttas: tuple[str, ...] = TTAS, batch_size: int = 256
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Returns ``(report, arrays)``: metrics per split and TTA, and the arrays for ``probs.npz``."""
-    report: dict = {"splits": {}}
+    """Returns ``(report, arrays)``: metrics per split and TTA, and the arrays for ``probs.npz``.
+
+    The report says the precision it was computed in: bf16 and float32 land a few faces apart, so
+    reproducing it exactly means using the same one (``FER_CPU_BF16``)."""
+    report: dict = {"splits": {}, "precision": precision_name(next(model.parameters()).device)}
     arrays: dict[str, np.ndarray] = {}
     for split in REPORT_SPLITS:
         if split not in splits:
