@@ -12,7 +12,8 @@ Robustness page) and read by the dashboard, like ``report.json``:
   accuracy*, and its ratio to the clean accuracy the *relative* one.
 
 Everything runs batched with the evaluation's single centre view (``tta="none"``) and, by default,
-bf16 autocast on the CPU (AMP on CUDA), exactly as ``report.json``'s ``none`` numbers were made.
+bf16 autocast on a CPU that does bf16 in hardware (AMP on CUDA, float32 elsewhere), as ``report.json``'s
+``none`` numbers are made; the report says which (``precision``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_text
 from ..data import FaceSet
-from ..device import hardware_name
+from ..device import hardware_name, precision_name
 from .calibration import N_BINS, calibration_metrics, calibration_report, ece, stored_temperature
 from .corruptions import CORRUPTIONS, SEVERITIES, corrupt, list_corruptions
 from .predict import predict_logits
@@ -163,6 +164,7 @@ def robustness_report(
         "n": len(test),
         "tta": "none",
         "amp": amp,
+        "precision": precision_name(next(model.parameters()).device, amp),  # bf16 only where the CPU does it
         "seed": seed,
         "clean": clean | {"mean_confidence": float(clean_probs.max(1).mean())},
         "calibration": calibration,
