@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import use_precision_of
 from fer_core.checkpoint import load_checkpoint
 from fer_core.data import CLASSES, FER2013_SIZES, load_fer2013
 from fer_core.eval import predict_probs
@@ -36,11 +37,7 @@ SHIPPED = [e for e in list_checkpoints() if e.ok and e.report]
 
 @pytest.mark.parametrize("entry", SHIPPED, ids=[e.name for e in SHIPPED])
 def test_shipped_checkpoint_reproduces_its_report(entry, fer2013, monkeypatch):
-    # reproduce in the precision the report was made in (it says; before it did, always bf16 autocast):
-    # float32 and bf16 land up to 7 PrivateTest faces apart (measured), so a CPU without bf16 hardware
-    # runs a bf16 report in bf16 too, slowly
-    bf16 = entry.report.get("precision", "bf16 autocast") == "bf16 autocast"
-    monkeypatch.setenv("FER_CPU_BF16", "1" if bf16 else "0")
+    use_precision_of(entry.report, monkeypatch)
     model, _ = load_checkpoint(entry.weights)
     private = fer2013["PrivateTest"]
     probs = predict_probs(model, private.images)

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
-from conftest import FIXTURES, MINI_FOLDER, stop_jobs
+from conftest import FIXTURES, MINI_FOLDER, stop_jobs, use_precision_of
 from fer_core.checkpoint import load_checkpoint, save_checkpoint
+from fer_core.data import FER2013_SIZES
 from fer_core.demo import load_demo
 from fer_core.eval.calibration import (
     apply_temperature,
@@ -367,7 +368,7 @@ def test_shipped_robustness_report_matches_its_checkpoint(entry):
     assert checkpoint_temperature(entry.weights, entry.meta) == pytest.approx(r["calibration"]["temperature"])
     if stored_temperature(entry.meta) is not None:
         assert stored_temperature(entry.meta) == pytest.approx(r["calibration"]["temperature"], abs=1e-6)
-    assert list(r["corruptions"]) == list_corruptions() and r["n"] == 3589
+    assert list(r["corruptions"]) == list_corruptions() and r["n"] == FER2013_SIZES["PrivateTest"]
     assert all(len(row["accuracy"]) == 5 for row in r["corruptions"].values())
 
 
@@ -382,8 +383,7 @@ def test_shipped_robustness_reproduces_on_fer2013(fer2013_dir, monkeypatch):
         pytest.skip("no shipped robustness report")
     entry = min(SHIPPED, key=lambda e: e.weights.stat().st_size)
     stored = load_robustness(entry.folder)
-    # in the report's own precision, on any CPU (see test_fer2013); reports that do not say were bf16
-    monkeypatch.setenv("FER_CPU_BF16", "0" if stored.get("precision") == "float32" else "1")
+    use_precision_of(stored, monkeypatch)
     splits = load_fer2013(fer2013_dir)
     model, _ = load_checkpoint(entry.weights)
     val, test = splits["PublicTest"], splits["PrivateTest"]
