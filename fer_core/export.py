@@ -37,7 +37,7 @@ def export_run(run_dir: Path, dest: Path, splits: dict[str, FaceSet], tolerance:
     private = splits["PrivateTest"]
 
     def private_acc(m: torch.nn.Module) -> float:
-        return float((predict_probs(m, private.images).argmax(1) == private.labels).float().mean())
+        return float((predict_probs(m, private.images, amp=False).argmax(1) == private.labels).float().mean())
 
     fp32_acc = private_acc(model)
     half = load_checkpoint(run_dir / "best.safetensors")[0].half().float()  # what an fp16 file loads as

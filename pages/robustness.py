@@ -26,8 +26,8 @@ from fer_core.eval.robustness import (
     checkpoint_temperature,
     corruption_gallery,
     gallery_predictions,
-    is_stale,
     load_robustness,
+    made_for,
 )
 from fer_core.eval.robustness import summary as report_summary
 from fer_core.jobs import DONE, JobError, JobRunner, JobSpec
@@ -128,6 +128,7 @@ def cancel(job_id: str) -> None:
 jobs = [j for j in runner.list() if j.spec.kind in EVAL_KINDS]
 pending = {j.spec.base: j for j in jobs if j.spec.kind == "robustness" and j.state not in DONE}
 reports = {name: stored(e, FILENAME) for name, e in zoo.items()}
+current = {name: made_for(r, zoo[name].weights) for name, r in reports.items() if r}  # for these weights
 with_report = [n for n, r in reports.items() if r]
 chosen = st.multiselect(
     "Models (up to four, side by side)",
@@ -141,12 +142,8 @@ for name in chosen:
     job = pending.get(str(entry.weights))
     if job is not None:
         st.info(f"{name}: its robustness report is being computed ({job.state}, {eval_fraction(job):.0%}).")
-    elif report is None or is_stale(report, entry.report):
-        why = (
-            "has no robustness report yet"
-            if report is None
-            else "has a robustness report made for other weights (its clean accuracy differs from the model's report)"
-        )
+    elif report is None or not current[name]:
+        why = "has no robustness report yet" if report is None else "has a robustness report made for other weights"
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         (c1.info if report is None else c1.warning)(
             f"**{name}** {why}. Compute it here (a background job: calibration and 50 corruption passes over "
@@ -189,7 +186,7 @@ else:
                 f"fitted on PublicTest (T = {cal['temperature']:.2f}, PublicTest NLL {cal['fit']['nll_before']:.3f} -> "
                 f"{cal['fit']['nll_after']:.3f}) does not improve it there."
             )
-        if checkpoint_temperature(zoo[name].weights, zoo[name].meta) is None:
+        if not current[name] and checkpoint_temperature(zoo[name].weights, zoo[name].meta) is None:
             st.caption(
                 f"{name}: this report was made for other weights, so *Calibrated probabilities* shows its "
                 "probabilities as they are (recompute its report above)."

@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--data", default=None, help="FER2013 folder or fer2013.csv (default: $FER2013_DIR)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
+    p.add_argument("--amp", action="store_true", help="autocast (bf16 on a CPU with bf16 hardware) instead of float32")
     args = p.parse_args()
     threads = set_threads(args.threads)
     shipped = {e.name: e.weights for e in list_checkpoints() if e.ok}
@@ -42,7 +42,7 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     model, _ = load_checkpoint(weights)
     t0 = time.perf_counter()
-    report = robustness_report(model, splits, batch_size=args.batch_size, amp=not args.no_amp)
+    report = robustness_report(model, splits, batch_size=args.batch_size, amp=args.amp)
     seconds = time.perf_counter() - t0
     cells = sum(len(r["accuracy"]) for r in report["corruptions"].values())
     faces = len(splits["PublicTest"]) + len(splits["PrivateTest"]) * (1 + cells)

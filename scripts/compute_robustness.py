@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", default="", help=f"comma-separated names in {checkpoints_root()}, folders or files")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast")
+    p.add_argument("--amp", action="store_true", help="autocast (bf16 on a CPU with bf16 hardware) instead of float32")
     p.add_argument("--seed", type=int, default=0, help="seed of the random corruptions (noise, rotation direction)")
     p.add_argument("--cross", action="append", default=[], help="a class-folder dataset to evaluate too")
     p.add_argument("--faces", choices=FACE_MODES, default="auto", help="--cross: how images become faces")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<24} {'acc':>6} {'T':>5} {'ECE':>6} {'ECE(T)':>7} {'NLL':>6} {'NLL(T)':>7} {'mCA':>6} {'s':>6}")
     for w in weights:
         try:
-            r = compute_and_store(w, splits, batch_size=args.batch_size, amp=not args.no_amp, seed=args.seed)
+            r = compute_and_store(w, splits, batch_size=args.batch_size, amp=args.amp, seed=args.seed)
         except (CheckpointError, DataError) as exc:
             print(f"{w}: {exc}", file=sys.stderr)
             continue

@@ -64,6 +64,24 @@ def test_report_side_by_side_and_a_model_without_one(env):
     assert "beta" in gallery_text(at)  # the gallery runs every chosen model, report or not
 
 
+def test_a_report_for_re_shipped_weights_is_called_stale(env):
+    """alpha re-shipped with other tensors beside its old report: the page says so, offers to recompute it,
+    and calibrated probabilities stop using its temperature."""
+    import torch
+
+    from fer_core.checkpoint import load_checkpoint, save_checkpoint
+
+    weights = env / "alpha" / "model.safetensors"
+    model, meta = load_checkpoint(weights)
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.5)
+    save_checkpoint(model, weights, meta)
+    at = open_page()
+    assert any("**alpha** has a robustness report made for other weights" in w.value for w in at.warning)
+    assert at.button(key="rb_compute_alpha")
+    assert any("alpha: this report was made for other weights" in c.value for c in at.caption)
+
+
 def test_compute_button_runs_a_job_and_the_report_appears(env):
     at = open_page(str(MINI_FOLDER))
     at.multiselect(key="rb_models").set_value(["beta"]).run()

@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -208,3 +209,20 @@ def test_cpu_autocast_is_bf16_only_where_the_cpu_does_bf16(monkeypatch):
     assert not uses_amp(cpu, enabled=False) and precision_name(cpu, False) == "float32"
     monkeypatch.setenv("FER_CPU_BF16", "0")
     assert dtype_inside() == torch.float32 and precision_name(cpu) == "float32"
+
+
+def test_reports_are_float32_even_where_training_is_bf16(monkeypatch, mini_splits):
+    """A report must reproduce on every machine, so evaluation ignores the CPU's bf16: with bf16 forced
+    on, the report is float32 and its probabilities are float32's, not bf16's."""
+    from fer_core.eval import evaluate_model, predict_probs
+    from fer_core.models import create_model
+
+    monkeypatch.setenv("FER_CPU_BF16", "1")
+    torch.manual_seed(0)
+    model = create_model("vggnet", widths=(8, 16, 16, 16), fc=32).eval()
+    report, arrays = evaluate_model(model, mini_splits, ttas=("none",))
+    assert report["precision"] == "float32"
+    test = mini_splits["PrivateTest"].images
+    fp32, bf16 = predict_probs(model, test, amp=False), predict_probs(model, test, amp=True)
+    assert not torch.equal(fp32, bf16)  # else the check below could not tell the two apart
+    assert np.array_equal(arrays["PrivateTest_none"], fp32.numpy().astype(np.float16))

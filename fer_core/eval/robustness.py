@@ -11,9 +11,9 @@ Robustness page) and read by the dashboard, like ``report.json``:
   corruption at severities 1..5, fixed seeds; the mean over that grid is the *mean corruption
   accuracy*, and its ratio to the clean accuracy the *relative* one.
 
-Everything runs batched with the evaluation's single centre view (``tta="none"``) and, by default,
-bf16 autocast on a CPU that does bf16 in hardware (AMP on CUDA, float32 elsewhere), as ``report.json``'s
-``none`` numbers are made; the report says which (``precision``).
+Everything runs batched with the evaluation's single centre view (``tta="none"``) and, by default, in
+float32, as ``report.json``'s ``none`` numbers are made, so the report reproduces on every machine;
+``amp=True`` uses autocast where the device does it fast. The report says which (``precision``).
 """
 
 from __future__ import annotations
@@ -64,22 +64,27 @@ def _digest_of_version(weights: str, mtime_ns: int, size: int) -> str:
     return h.hexdigest()[:16]
 
 
+def made_for(robustness: dict[str, Any] | None, weights: str | Path) -> bool:
+    """True when the stored robustness report was made for the tensors in ``weights`` (its
+    ``weights_digest``). A report made for weights since re-shipped, or one without a digest, is not:
+    the page then offers to recompute it, and no page calibrates with its temperature."""
+    from safetensors import SafetensorError
+
+    if not robustness or "weights_digest" not in robustness:
+        return False
+    try:
+        return robustness["weights_digest"] == weights_digest(weights)
+    except (SafetensorError, OSError, ValueError):
+        return False  # unreadable weights: the caller's own load reports that
+
+
 def checkpoint_temperature(weights: str | Path, meta: dict[str, Any] | None = None) -> float | None:
     """The calibration temperature of the checkpoint ``weights``, or None when it has none.
 
-    The temperature its robustness report (beside it) fitted, when that report was made for these
-    tensors (its ``weights_digest``); otherwise one that an older checkpoint holds in its sidecar
-    ``meta["calibration"]``. A report made for weights since re-shipped is ignored."""
-    from safetensors import SafetensorError
-
-    weights = Path(weights)
-    report = load_robustness(weights.parent)
-    try:
-        if report is not None and report.get("weights_digest") == weights_digest(weights):
-            return stored_temperature(report)
-    except (SafetensorError, OSError, ValueError):
-        pass  # unreadable weights: the caller's own load reports that
-    return stored_temperature(meta)
+    The temperature its robustness report (beside it) fitted, when that report was :func:`made_for`
+    these tensors; otherwise one that an older checkpoint holds in its sidecar ``meta["calibration"]``."""
+    report = load_robustness(Path(weights).parent)
+    return stored_temperature(report if made_for(report, weights) else meta)
 
 
 def corruption_grid(
@@ -89,7 +94,7 @@ def corruption_grid(
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
     batch_size: int = 512,
-    amp: bool = True,
+    amp: bool = False,
     progress: Progress | None = None,
     done: int = 0,
     total: int | None = None,
@@ -132,7 +137,7 @@ def robustness_report(
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
     batch_size: int = 512,
-    amp: bool = True,
+    amp: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The full report for ``model``: temperature fitted on ``splits["PublicTest"]``, calibration and the
@@ -164,7 +169,7 @@ def robustness_report(
         "n": len(test),
         "tta": "none",
         "amp": amp,
-        "precision": precision_name(next(model.parameters()).device, amp),  # bf16 only where the CPU does it
+        "precision": precision_name(next(model.parameters()).device, amp),
         "seed": seed,
         "clean": clean | {"mean_confidence": float(clean_probs.max(1).mean())},
         "calibration": calibration,
@@ -198,16 +203,6 @@ def load_robustness(folder: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def is_stale(robustness: dict[str, Any], report: dict[str, Any] | None, tolerance: float = 0.002) -> bool:
-    """True when the stored robustness report's clean accuracy disagrees with the checkpoint's own report
-    (the checkpoint was re-shipped since): the page then says so and offers to recompute."""
-    try:
-        acc = report["splits"]["PrivateTest"]["none"]["accuracy"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return False
-    return abs(robustness["clean"]["accuracy"] - acc) > tolerance
 
 
 def compute_and_store(
@@ -278,8 +273,8 @@ __all__ = [
     "corruption_gallery",
     "corruption_grid",
     "gallery_predictions",
-    "is_stale",
     "load_robustness",
+    "made_for",
     "robustness_report",
     "store_robustness",
     "summary",
