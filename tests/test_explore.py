@@ -218,6 +218,7 @@ def test_model_zoo_markdown(zoo_root):
     assert "| alpha |" in text and "| beta |" in text and "broken" not in text
     assert "Ensemble (mean probabilities; members chosen on PublicTest: " in text
     assert "Ensemble with flip TTA (mean probabilities, each member's over a face and its mirror; members" in text
+    assert "Reports computed in float32." in text  # the fixture zoo's reports say so
 
 
 def test_shipped_model_zoo_md_is_current():

@@ -367,10 +367,11 @@ def test_shipped_robustness_report_matches_its_checkpoint(entry):
     assert r["weights_digest"] == weights_digest(entry.weights) and made_for(r, entry.weights)
     # the same faces as the checkpoint's report (its precision may differ: up to 7 faces apart)
     assert r["clean"]["accuracy"] == pytest.approx(entry.report["splits"]["PrivateTest"]["none"]["accuracy"], abs=0.002)
-    # every page calibrates with this report's temperature (older sidecars hold the same one)
+    # every page calibrates with this report's temperature; an older sidecar's one is superseded (the same
+    # model's, but maybe fitted in another precision: deep_emotion's bf16 0.931 against float32's 0.927)
     assert checkpoint_temperature(entry.weights, entry.meta) == pytest.approx(r["calibration"]["temperature"])
     if stored_temperature(entry.meta) is not None:
-        assert stored_temperature(entry.meta) == pytest.approx(r["calibration"]["temperature"], abs=1e-6)
+        assert stored_temperature(entry.meta) == pytest.approx(r["calibration"]["temperature"], abs=0.01)
     assert list(r["corruptions"]) == list_corruptions() and r["n"] == FER2013_SIZES["PrivateTest"]
     assert all(len(row["accuracy"]) == 5 for row in r["corruptions"].values())
 
