@@ -18,6 +18,7 @@ import streamlit as st
 
 from fer_core.data import CLASSES
 from fer_core.eval.background import EVAL_KINDS, eval_fraction
+from fer_core.eval.calibration import stored_temperature
 from fer_core.eval.corruptions import CORRUPTIONS
 from fer_core.eval.crossdata import FACE_MODES, load_crossdata
 from fer_core.eval.crossdata import FILENAME as CROSS_FILE
@@ -128,7 +129,6 @@ def cancel(job_id: str) -> None:
 jobs = [j for j in runner.list() if j.spec.kind in EVAL_KINDS]
 pending = {j.spec.base: j for j in jobs if j.spec.kind == "robustness" and j.state not in DONE}
 reports = {name: stored(e, FILENAME) for name, e in zoo.items()}
-current = {name: made_for(r, zoo[name].weights) for name, r in reports.items() if r}  # for these weights
 with_report = [n for n, r in reports.items() if r]
 chosen = st.multiselect(
     "Models (up to four, side by side)",
@@ -137,6 +137,8 @@ chosen = st.multiselect(
     max_selections=4,
     key="rb_models",
 )
+# made for these weights? (a digest of each chosen weights file, cached per file version)
+current = {name: made_for(reports[name], zoo[name].weights) for name in chosen}
 for name in chosen:
     entry, report = zoo[name], reports[name]
     job = pending.get(str(entry.weights))
@@ -186,7 +188,8 @@ else:
                 f"fitted on PublicTest (T = {cal['temperature']:.2f}, PublicTest NLL {cal['fit']['nll_before']:.3f} -> "
                 f"{cal['fit']['nll_after']:.3f}) does not improve it there."
             )
-        if not current[name] and checkpoint_temperature(zoo[name].weights, zoo[name].meta) is None:
+        # a stale report's temperature is not used; checkpoint_temperature falls back on the sidecar's
+        if not current[name] and stored_temperature(zoo[name].meta) is None:
             st.caption(
                 f"{name}: this report was made for other weights, so *Calibrated probabilities* shows its "
                 "probabilities as they are (recompute its report above)."
